@@ -1,0 +1,142 @@
+//! What the operator writes back: phase, conditions, outputs and the inventory.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The observed state of a WebStack.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebStackStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// A one-word summary: Pending, Provisioning, Ready, Failed or Deleting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+
+    /// `Ready` and one condition per tier (`NetworkReady`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+
+    /// Identifiers and addresses the stack produced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Outputs>,
+
+    /// Every AWS resource the stack owns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inventory: Vec<InventoryItem>,
+}
+
+/// A one-word summary of the stack's state.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Phase {
+    Pending,
+    Provisioning,
+    Ready,
+    Failed,
+    Deleting,
+}
+
+/// A status condition, as in Kubernetes' own API conventions.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// `Ready`, `NetworkReady`, ...
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    /// A CamelCase reason, such as `Reconciled`, `InvalidSpec` or `AwsError`.
+    pub reason: String,
+    /// What happened, and what to change when the user can fix it.
+    pub message: String,
+    /// The generation the condition was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// When the status last changed between True, False and Unknown (RFC 3339).
+    pub last_transition_time: String,
+}
+
+/// Identifiers the stack produced.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Outputs {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkOutputs>,
+}
+
+/// Identifiers of the network tier.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkOutputs {
+    pub vpc_id: String,
+    /// In zone order.
+    #[serde(default)]
+    pub public_subnet_ids: Vec<String>,
+    /// In zone order.
+    #[serde(default)]
+    pub private_subnet_ids: Vec<String>,
+    /// Public IPs of the NAT gateways, for allow-lists of the services the stack calls.
+    #[serde(default)]
+    pub nat_public_ips: Vec<String>,
+    /// Security group ids by role: `load-balancer`, `app`, `database`, `cache`, `endpoints`.
+    #[serde(default)]
+    pub security_group_ids: std::collections::BTreeMap<String, String>,
+}
+
+/// One AWS resource the stack owns.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryItem {
+    /// The resource kind, such as `Vpc` or `SecurityGroupRule`.
+    pub kind: String,
+    /// The AWS id.
+    pub id: String,
+    /// The role the resource plays in the stack.
+    pub role: String,
+}
+
+impl Condition {
+    /// A condition, keeping `previous`'s transition time when the status did not change.
+    pub fn new(
+        type_: &str,
+        status: bool,
+        reason: &str,
+        message: impl Into<String>,
+        generation: Option<i64>,
+        previous: Option<&Condition>,
+    ) -> Self {
+        let status = if status { "True" } else { "False" }.to_owned();
+        let last_transition_time = match previous {
+            Some(p) if p.status == status => p.last_transition_time.clone(),
+            _ => jiff::Timestamp::now()
+                .round(jiff::Unit::Second)
+                .unwrap_or_else(|_| jiff::Timestamp::now())
+                .to_string(),
+        };
+        Condition {
+            type_: type_.to_owned(),
+            status,
+            reason: reason.to_owned(),
+            message: message.into(),
+            observed_generation: generation,
+            last_transition_time,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_time_moves_only_when_the_status_flips() {
+        let mut old = Condition::new("Ready", false, "Provisioning", "", Some(1), None);
+        old.last_transition_time = "2020-01-01T00:00:00Z".into();
+        let same = Condition::new("Ready", false, "AwsError", "x", Some(2), Some(&old));
+        assert_eq!(same.last_transition_time, old.last_transition_time);
+        let flipped = Condition::new("Ready", true, "Reconciled", "", Some(2), Some(&old));
+        assert_ne!(flipped.last_transition_time, old.last_transition_time);
+    }
+}

@@ -1,0 +1,192 @@
+//! The VPC and its DNS hostnames attribute.
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
+
+use super::{created, owner, owner_filter, release_ec2, tag_spec, VPC, VPC_DNS};
+use crate::aws::client::Effect;
+use crate::aws::error::AwsError;
+use crate::aws::Scope;
+use crate::engine::{FieldChange, Handler, Kind, Observed, Observer, Resolved, Selector};
+
+pub struct VpcObserver;
+
+#[async_trait]
+impl Observer<Scope> for VpcObserver {
+    fn kinds(&self) -> &'static [Kind] {
+        &[VPC, VPC_DNS]
+    }
+
+    async fn observe(&self, scope: &Scope, selector: &Selector) -> Result<Vec<Observed>, AwsError> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = scope
+                .api
+                .call("ec2", "DescribeVpcs", Effect::Read, || {
+                    scope
+                        .ec2
+                        .describe_vpcs()
+                        .filters(owner_filter(selector))
+                        .set_next_token(token.clone())
+                        .send()
+                })
+                .await?;
+            for v in page.vpcs() {
+                let Some((stack, role)) = owner(v.tags()) else {
+                    continue;
+                };
+                let id = v.vpc_id().unwrap_or_default();
+                out.push(
+                    Observed::new(VPC, stack, role, id)
+                        .prop("cidr", v.cidr_block().unwrap_or_default()),
+                );
+            }
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        // DNS hostnames is not part of DescribeVpcs: one attribute read per VPC.
+        let vpcs: Vec<Observed> = out.clone();
+        for v in vpcs {
+            let attr = scope
+                .api
+                .call("ec2", "DescribeVpcAttribute", Effect::Read, || {
+                    scope
+                        .ec2
+                        .describe_vpc_attribute()
+                        .vpc_id(&v.id)
+                        .attribute(VpcAttributeName::EnableDnsHostnames)
+                        .send()
+                })
+                .await;
+            let enabled = match attr {
+                Ok(a) => a
+                    .enable_dns_hostnames()
+                    .and_then(|b| b.value())
+                    .unwrap_or(false),
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e),
+            };
+            out.push(
+                Observed::new(
+                    VPC_DNS,
+                    v.stack.clone(),
+                    v.role.clone(),
+                    format!("{}/dns-hostnames", v.id),
+                )
+                .prop("vpc", v.id.as_str())
+                .prop("enabled", enabled)
+                .refs([v.id.clone()]),
+            );
+        }
+        Ok(out)
+    }
+}
+
+pub struct VpcHandler;
+
+#[async_trait]
+impl Handler<Scope> for VpcHandler {
+    fn kind(&self) -> Kind {
+        VPC
+    }
+
+    async fn create(&self, scope: &Scope, node: &Resolved) -> Result<Observed, AwsError> {
+        let out = scope
+            .api
+            .call("ec2", "CreateVpc", Effect::Create, || {
+                scope
+                    .ec2
+                    .create_vpc()
+                    .cidr_block(node.req("cidr"))
+                    .tag_specifications(tag_spec(scope, ResourceType::Vpc, node))
+                    .send()
+            })
+            .await?;
+        let id = out.vpc().and_then(|v| v.vpc_id()).unwrap_or_default();
+        Ok(created(scope, node, id))
+    }
+
+    async fn update(
+        &self,
+        _scope: &Scope,
+        _node: &Resolved,
+        _current: &Observed,
+        _changes: &[FieldChange],
+    ) -> Result<(), AwsError> {
+        Ok(())
+    }
+
+    async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {
+        scope
+            .api
+            .call("ec2", "DeleteVpc", Effect::Idempotent, || {
+                scope.ec2.delete_vpc().vpc_id(&current.id).send()
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn release(&self, scope: &Scope, resources: &[Observed]) -> Result<(), AwsError> {
+        release_ec2(scope, resources).await
+    }
+}
+
+/// `enableDnsHostnames`, which interface endpoints with private DNS and public instance names
+/// need. It cannot be set by CreateVpc, hence its own node.
+pub struct DnsHandler;
+
+impl DnsHandler {
+    async fn set(scope: &Scope, vpc: &str, enabled: bool) -> Result<(), AwsError> {
+        scope
+            .api
+            .call("ec2", "ModifyVpcAttribute", Effect::Idempotent, || {
+                scope
+                    .ec2
+                    .modify_vpc_attribute()
+                    .vpc_id(vpc)
+                    .enable_dns_hostnames(AttributeBooleanValue::builder().value(enabled).build())
+                    .send()
+            })
+            .await
+            .map(|_| ())
+    }
+}
+
+#[async_trait]
+impl Handler<Scope> for DnsHandler {
+    fn kind(&self) -> Kind {
+        VPC_DNS
+    }
+
+    fn mutable(&self) -> &'static [&'static str] {
+        &["enabled"]
+    }
+
+    fn identity(&self) -> &'static [&'static str] {
+        &["vpc"]
+    }
+
+    async fn create(&self, scope: &Scope, node: &Resolved) -> Result<Observed, AwsError> {
+        let vpc = node.req("vpc");
+        Self::set(scope, vpc, node.bool("enabled")).await?;
+        Ok(created(scope, node, &format!("{vpc}/dns-hostnames")))
+    }
+
+    async fn update(
+        &self,
+        scope: &Scope,
+        node: &Resolved,
+        _current: &Observed,
+        _changes: &[FieldChange],
+    ) -> Result<(), AwsError> {
+        Self::set(scope, node.req("vpc"), node.bool("enabled")).await
+    }
+
+    /// An attribute goes with its VPC.
+    async fn delete(&self, _scope: &Scope, _current: &Observed) -> Result<(), AwsError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,313 @@
+//! The commands of `webstack`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use webstack::api::validate::parse_manifest;
+use webstack::api::WebStack;
+use webstack::aws::client::CallCounts;
+use webstack::engine::{Event, EventKind, Plan, Reporter};
+use webstack::stack::{self, Prepared, StackError};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "webstack",
+    version,
+    about = "Plan, apply and destroy a WebStack on AWS, with no cluster"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check a WebStack file; makes no AWS call.
+    Validate(FileArgs),
+    /// Show what apply would create, change and delete; makes no change.
+    Plan(OutputArgs),
+    /// Create or update the stack until it is Ready; prints its status.
+    Apply {
+        #[command(flatten)]
+        args: OutputArgs,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 1800)]
+        timeout: u64,
+    },
+    /// Show the stack's status as AWS reports it; makes no change.
+    Status(OutputArgs),
+    /// Delete everything the stack owns (or, with deletionPolicy Retain, release it).
+    Destroy(OutputArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct FileArgs {
+    /// The WebStack manifest (YAML or JSON).
+    #[arg(short = 'f', long = "file")]
+    file: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+struct OutputArgs {
+    #[command(flatten)]
+    file: FileArgs,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// Print the AWS calls made, by operation, to standard error.
+    #[arg(long)]
+    show_calls: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+/// Progress lines on standard error.
+struct Progress;
+
+impl Reporter for Progress {
+    fn report(&self, e: Event) {
+        let verb = match e.what {
+            EventKind::Created => "created",
+            EventKind::Updated => "updated",
+            EventKind::Deleted => "deleted",
+            EventKind::Released => "released",
+            EventKind::Waiting => "waiting",
+            EventKind::Retrying => "retrying",
+            EventKind::Failed => "failed",
+        };
+        let id = e.id.as_deref().unwrap_or("");
+        let detail = if e.detail.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", e.detail)
+        };
+        eprintln!("  {verb:<9}{} {}  {id}{detail}", e.kind, e.role);
+    }
+}
+
+fn read(args: &FileArgs) -> Result<WebStack, String> {
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
+    parse_manifest(&text).map_err(|e| format!("{}: {e}", args.file.display()))
+}
+
+fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("webstack: {message}");
+    ExitCode::from(code)
+}
+
+fn print_calls(show: bool, counts: &CallCounts) {
+    if !show {
+        return;
+    }
+    eprintln!("AWS calls: {} in all", counts.total());
+    for (service, op, n) in counts.operations() {
+        eprintln!("  {service:<6} {op:<36} {n}");
+    }
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Validate(f) => match read(&f) {
+            Ok(s) => {
+                println!(
+                    "{} is a valid WebStack ({})",
+                    f.file.display(),
+                    s.stack_id()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e, 2),
+        },
+        Command::Plan(a) => with_stack(&a, |p| Box::pin(plan(p, a.output))).await,
+        Command::Status(a) => with_stack(&a, |p| Box::pin(status(p, a.output))).await,
+        Command::Apply { args, timeout } => {
+            with_stack(&args, |p| {
+                Box::pin(apply(p, args.output, Duration::from_secs(timeout)))
+            })
+            .await
+        }
+        Command::Destroy(a) => with_stack(&a, |p| Box::pin(destroy(p, a.output))).await,
+    }
+}
+
+type Job<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), (String, u8)>> + 'a>>;
+
+/// Reads and validates the file (no AWS call on failure), connects, and runs `job`.
+async fn with_stack<F>(args: &OutputArgs, job: F) -> ExitCode
+where
+    F: for<'a> FnOnce(&'a Prepared) -> Job<'a>,
+{
+    let stack = match read(&args.file) {
+        Ok(s) => s,
+        Err(e) => return fail(e, 2),
+    };
+    let prepared = match stack::prepare(stack, None).await {
+        Ok(p) => p,
+        Err(e @ StackError::Invalid(_)) => {
+            return fail(format!("{}: {e}", args.file.file.display()), 2)
+        }
+        Err(e) => return fail(e, 1),
+    };
+    let result = job(&prepared).await;
+    print_calls(args.show_calls, &prepared.scope.api.counts());
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((message, code)) => fail(message, code),
+    }
+}
+
+fn render_plan(plan: &Plan) -> String {
+    if plan.is_empty() {
+        return "No changes. AWS matches the spec.\n".to_owned();
+    }
+    let mut out = String::new();
+    for c in &plan.changes {
+        let sign = match c.action {
+            webstack::engine::Action::Create => "+",
+            webstack::engine::Action::Update => "~",
+            webstack::engine::Action::Replace => "!",
+            webstack::engine::Action::Delete => "-",
+        };
+        let id =
+            c.id.as_deref()
+                .map(|i| format!(" ({i})"))
+                .unwrap_or_default();
+        out.push_str(&format!("{sign} {} {} {}{id}\n", c.action, c.kind, c.role));
+        for (k, v) in &c.properties {
+            out.push_str(&format!("      {k} = {v}\n"));
+        }
+        for f in &c.changes {
+            out.push_str(&format!("      {}: {} -> {}\n", f.field, f.before, f.after));
+        }
+    }
+    use webstack::engine::Action::*;
+    out.push_str(&format!(
+        "Plan: {} to create, {} to update, {} to delete, {} refused.\n",
+        plan.count(Create),
+        plan.count(Update),
+        plan.count(Delete),
+        plan.count(Replace)
+    ));
+    out
+}
+
+fn emit_json(value: &serde_json::Value) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = serde_json::to_writer_pretty(&mut stdout, value);
+    let _ = writeln!(stdout);
+}
+
+async fn plan(p: &Prepared, output: Output) -> Result<(), (String, u8)> {
+    let plan = p.plan().await.map_err(|e| (e.to_string(), 1))?;
+    match output {
+        Output::Json => emit_json(&json!({ "stack": p.stack_id(), "changes": plan.changes })),
+        Output::Text => print!("{}", render_plan(&plan)),
+    }
+    Ok(())
+}
+
+fn print_status(p: &Prepared, status: &webstack::api::WebStackStatus, output: Output) {
+    match output {
+        Output::Json => emit_json(&json!({ "stack": p.stack_id(), "status": status })),
+        Output::Text => {
+            let phase = status.phase.map(|ph| format!("{ph:?}")).unwrap_or_default();
+            println!("WebStack {}: {phase}", p.stack_id());
+            for c in &status.conditions {
+                let msg = if c.message.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", c.message)
+                };
+                println!("  {:<14} {:<6} {}{msg}", c.type_, c.status, c.reason);
+            }
+            if let Some(net) = status.outputs.as_ref().and_then(|o| o.network.as_ref()) {
+                println!("Outputs:");
+                println!("  vpcId              {}", net.vpc_id);
+                println!("  publicSubnetIds    {}", net.public_subnet_ids.join(", "));
+                println!("  privateSubnetIds   {}", net.private_subnet_ids.join(", "));
+                println!("  natPublicIps       {}", net.nat_public_ips.join(", "));
+                for (role, id) in &net.security_group_ids {
+                    println!("  securityGroup      {role} {id}");
+                }
+            }
+            println!("Inventory: {} AWS resources", status.inventory.len());
+            for i in &status.inventory {
+                println!("  {:<26} {:<32} {}", i.kind, i.role, i.id);
+            }
+        }
+    }
+}
+
+async fn apply(p: &Prepared, output: Output, timeout: Duration) -> Result<(), (String, u8)> {
+    eprintln!("Applying {} in {}", p.stack_id(), p.scope.region);
+    match p.apply_until_ready(timeout, &Progress).await {
+        Ok(outcome) => {
+            print_status(p, &p.status(&outcome, None), output);
+            Ok(())
+        }
+        Err(e) => Err((e.to_string(), 1)),
+    }
+}
+
+async fn status(p: &Prepared, output: Output) -> Result<(), (String, u8)> {
+    let observation = p.observe().await.map_err(|e| (e.to_string(), 1))?;
+    let plan = p.engine.plan(&p.graph, &observation);
+    let mut outcome = webstack::engine::ApplyOutcome {
+        resources: plan.matched.clone(),
+        ..Default::default()
+    };
+    for c in plan
+        .changes
+        .iter()
+        .filter(|c| c.action != webstack::engine::Action::Delete)
+    {
+        outcome.failures.push(webstack::engine::NodeFailure {
+            node: webstack::engine::NodeId::new(c.kind, c.role.clone()),
+            error: format!("needs {}", c.action),
+            code: "Pending".into(),
+            retryable: true,
+        });
+    }
+    print_status(p, &p.status(&outcome, None), output);
+    Ok(())
+}
+
+async fn destroy(p: &Prepared, output: Output) -> Result<(), (String, u8)> {
+    eprintln!("Destroying {} in {}", p.stack_id(), p.scope.region);
+    let out = p.destroy(&Progress).await.map_err(|e| (e.to_string(), 1))?;
+    if output == Output::Json {
+        emit_json(&json!({
+            "stack": p.stack_id(),
+            "deleted": out.deleted.iter().map(|o| json!({"kind": o.kind, "id": o.id, "role": o.role})).collect::<Vec<_>>(),
+            "released": out.released.iter().map(|o| json!({"kind": o.kind, "id": o.id, "role": o.role})).collect::<Vec<_>>(),
+            "failures": out.failures.iter().map(|f| json!({"id": f.0, "error": f.1})).collect::<Vec<_>>(),
+        }));
+    } else {
+        println!(
+            "Deleted {} and released {} AWS resources of {}.",
+            out.deleted.len(),
+            out.released.len(),
+            p.stack_id()
+        );
+    }
+    if out.is_complete() {
+        Ok(())
+    } else {
+        let errors: Vec<String> = out
+            .failures
+            .iter()
+            .map(|f| format!("{}: {}", f.0, f.1))
+            .collect();
+        Err((format!("some resources remain: {}", errors.join("; ")), 1))
+    }
+}

@@ -1,0 +1,260 @@
+//! The data the engine works on: desired nodes and observed resources. The engine knows
+//! resource kinds only as names; what a kind means is the business of its area module.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// A resource kind, such as `Vpc` or `SecurityGroupRule`. Defined by the area modules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Kind(pub &'static str);
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// A node of the desired graph: a kind and the role the resource plays in the stack.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct NodeId {
+    pub kind: Kind,
+    pub role: String,
+}
+
+impl NodeId {
+    pub fn new(kind: Kind, role: impl Into<String>) -> Self {
+        NodeId {
+            kind,
+            role: role.into(),
+        }
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind, self.role)
+    }
+}
+
+/// A desired property: a plain value, or the AWS id of another node, known once that node exists.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Prop {
+    Value(Value),
+    Ref(NodeId),
+    Refs(Vec<NodeId>),
+}
+
+impl From<Value> for Prop {
+    fn from(v: Value) -> Self {
+        Prop::Value(v)
+    }
+}
+
+impl From<&str> for Prop {
+    fn from(v: &str) -> Self {
+        Prop::Value(Value::String(v.to_owned()))
+    }
+}
+
+impl From<String> for Prop {
+    fn from(v: String) -> Self {
+        Prop::Value(Value::String(v))
+    }
+}
+
+impl From<bool> for Prop {
+    fn from(v: bool) -> Self {
+        Prop::Value(Value::Bool(v))
+    }
+}
+
+impl From<i64> for Prop {
+    fn from(v: i64) -> Self {
+        Prop::Value(Value::from(v))
+    }
+}
+
+impl From<NodeId> for Prop {
+    fn from(v: NodeId) -> Self {
+        Prop::Ref(v)
+    }
+}
+
+impl From<Vec<NodeId>> for Prop {
+    fn from(v: Vec<NodeId>) -> Self {
+        Prop::Refs(v)
+    }
+}
+
+/// One resource the stack needs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Node {
+    pub id: NodeId,
+    /// `<tier>/<role>`, written to the `webstack.io/component` tag.
+    pub component: String,
+    /// The `Name` tag.
+    pub name: String,
+    pub props: BTreeMap<String, Prop>,
+    /// Ordering constraints that no property expresses (a NAT gateway needs the internet
+    /// gateway attached). Every `Ref` in `props` is a dependency too.
+    pub after: Vec<NodeId>,
+}
+
+impl Node {
+    pub fn new(kind: Kind, tier: &str, role: impl Into<String>, name: impl Into<String>) -> Self {
+        let role = role.into();
+        Node {
+            component: format!("{tier}/{role}"),
+            id: NodeId::new(kind, role),
+            name: name.into(),
+            props: BTreeMap::new(),
+            after: Vec::new(),
+        }
+    }
+
+    pub fn prop(mut self, key: &str, value: impl Into<Prop>) -> Self {
+        self.props.insert(key.to_owned(), value.into());
+        self
+    }
+
+    pub fn after(mut self, dep: NodeId) -> Self {
+        self.after.push(dep);
+        self
+    }
+
+    /// Every node this one waits for.
+    pub fn dependencies(&self) -> Vec<NodeId> {
+        let mut deps = self.after.clone();
+        for p in self.props.values() {
+            match p {
+                Prop::Ref(id) => deps.push(id.clone()),
+                Prop::Refs(ids) => deps.extend(ids.iter().cloned()),
+                Prop::Value(_) => {}
+            }
+        }
+        deps.sort();
+        deps.dedup();
+        deps
+    }
+}
+
+/// Whether an observed resource can be used by its dependents.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Readiness {
+    Ready,
+    /// Still settling (a NAT gateway `pending`), with the state AWS reports.
+    Pending(String),
+    /// Being deleted: not usable, and not gone yet.
+    Deleting(String),
+    /// Deleted or failed; never becomes usable again, counts as absent.
+    Gone(String),
+}
+
+/// A resource as AWS reports it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Observed {
+    pub kind: Kind,
+    /// The role from the `webstack.io/component` tag; for untagged sub-resources (rules,
+    /// routes, associations), a role derived from the parent's.
+    pub role: String,
+    /// The stack that owns it, from the `webstack.io/stack` tag (of the parent, for sub-resources).
+    pub stack: String,
+    /// The AWS id (for sub-resources, an id the area can act on).
+    pub id: String,
+    /// Observed properties, with references as AWS ids.
+    pub props: BTreeMap<String, Value>,
+    /// AWS ids of resources this one depends on, for ordering deletions.
+    pub refs: Vec<String>,
+    pub readiness: Readiness,
+}
+
+impl Observed {
+    pub fn new(
+        kind: Kind,
+        stack: impl Into<String>,
+        role: impl Into<String>,
+        id: impl Into<String>,
+    ) -> Self {
+        Observed {
+            kind,
+            role: role.into(),
+            stack: stack.into(),
+            id: id.into(),
+            props: BTreeMap::new(),
+            refs: Vec::new(),
+            readiness: Readiness::Ready,
+        }
+    }
+
+    pub fn prop(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.props.insert(key.to_owned(), value.into());
+        self
+    }
+
+    pub fn refs(mut self, refs: impl IntoIterator<Item = String>) -> Self {
+        self.refs.extend(refs.into_iter().filter(|r| !r.is_empty()));
+        self
+    }
+
+    pub fn readiness(mut self, readiness: Readiness) -> Self {
+        self.readiness = readiness;
+        self
+    }
+
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.props.get(key).and_then(Value::as_str)
+    }
+}
+
+/// A desired node with every reference replaced by the AWS id it points at.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Resolved {
+    pub id: NodeId,
+    pub component: String,
+    pub name: String,
+    pub props: BTreeMap<String, Value>,
+}
+
+impl Resolved {
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.props.get(key).and_then(Value::as_str)
+    }
+
+    /// A string property the node's builder always sets.
+    pub fn req(&self, key: &str) -> &str {
+        self.str(key).unwrap_or_default()
+    }
+
+    pub fn strs(&self, key: &str) -> Vec<String> {
+        match self.props.get(key) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn i64(&self, key: &str) -> Option<i64> {
+        self.props.get(key).and_then(Value::as_i64)
+    }
+
+    pub fn bool(&self, key: &str) -> bool {
+        self.props
+            .get(key)
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+}
+
+/// One field that differs between desired and observed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub before: Value,
+    pub after: Value,
+}

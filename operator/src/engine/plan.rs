@@ -1,0 +1,483 @@
+//! Planning is pure: the desired graph and an observation in, the list of changes out.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::dag::{self, CycleError};
+use super::model::{FieldChange, Kind, Node, NodeId, Observed, Prop, Readiness, Resolved};
+
+/// The desired state of a stack: nodes and, through their references, their dependencies.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Graph {
+    pub nodes: BTreeMap<NodeId, Node>,
+}
+
+/// A graph that cannot be run.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GraphError {
+    #[error("{0} is declared twice")]
+    Duplicate(NodeId),
+    #[error("{from} depends on {to}, which is not in the graph")]
+    Dangling { from: NodeId, to: NodeId },
+    #[error(transparent)]
+    Cycle(#[from] CycleError),
+}
+
+impl Graph {
+    pub fn new(nodes: impl IntoIterator<Item = Node>) -> Result<Self, GraphError> {
+        let mut map = BTreeMap::new();
+        for n in nodes {
+            if map.contains_key(&n.id) {
+                return Err(GraphError::Duplicate(n.id));
+            }
+            map.insert(n.id.clone(), n);
+        }
+        let graph = Graph { nodes: map };
+        for n in graph.nodes.values() {
+            for d in n.dependencies() {
+                if !graph.nodes.contains_key(&d) {
+                    return Err(GraphError::Dangling {
+                        from: n.id.clone(),
+                        to: d,
+                    });
+                }
+            }
+        }
+        dag::topological_order(&graph.dependencies())?;
+        Ok(graph)
+    }
+
+    pub fn dependencies(&self) -> BTreeMap<NodeId, Vec<NodeId>> {
+        self.nodes
+            .iter()
+            .map(|(id, n)| (id.clone(), n.dependencies()))
+            .collect()
+    }
+
+    pub fn order(&self) -> Vec<NodeId> {
+        dag::topological_order(&self.dependencies()).expect("checked when the graph was built")
+    }
+
+    pub fn kinds(&self) -> BTreeSet<Kind> {
+        self.nodes.keys().map(|id| id.kind).collect()
+    }
+}
+
+/// What AWS holds for one stack, by kind.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Observation {
+    pub by_kind: BTreeMap<Kind, Vec<Observed>>,
+}
+
+impl Observation {
+    pub fn from_resources(resources: impl IntoIterator<Item = Observed>) -> Self {
+        let mut by_kind: BTreeMap<Kind, Vec<Observed>> = BTreeMap::new();
+        for o in resources {
+            by_kind.entry(o.kind).or_default().push(o);
+        }
+        Observation { by_kind }
+    }
+
+    /// Replaces everything of the given kinds.
+    pub fn replace(&mut self, kinds: &[Kind], resources: Vec<Observed>) {
+        for k in kinds {
+            self.by_kind.remove(k);
+        }
+        for o in resources {
+            self.by_kind.entry(o.kind).or_default().push(o);
+        }
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Observed> {
+        self.by_kind.values().flatten()
+    }
+
+    /// Resources that exist and are not on their way out.
+    pub fn live(&self) -> impl Iterator<Item = &Observed> {
+        self.all().filter(|o| is_live(o))
+    }
+}
+
+pub fn is_live(o: &Observed) -> bool {
+    matches!(o.readiness, Readiness::Ready | Readiness::Pending(_))
+}
+
+/// What a kind's handler tells the planner.
+#[derive(Clone, Debug, Default)]
+pub struct KindRules {
+    pub mutable: &'static [&'static str],
+    pub identity: &'static [&'static str],
+}
+
+/// A property of a desired node whose value is known only after a dependency is created.
+pub const UNKNOWN: &str = "(known after apply)";
+
+/// Replaces references by the AWS ids in `ids`; an unknown id becomes [`UNKNOWN`].
+pub fn resolve(node: &Node, ids: &HashMap<NodeId, String>) -> (Resolved, bool) {
+    let mut complete = true;
+    let mut lookup = |id: &NodeId| match ids.get(id) {
+        Some(v) => Value::String(v.clone()),
+        None => {
+            complete = false;
+            Value::String(UNKNOWN.to_owned())
+        }
+    };
+    let props = node
+        .props
+        .iter()
+        .map(|(k, p)| {
+            let v = match p {
+                Prop::Value(v) => v.clone(),
+                Prop::Ref(id) => lookup(id),
+                Prop::Refs(list) => Value::Array(list.iter().map(&mut lookup).collect()),
+            };
+            (k.clone(), v)
+        })
+        .collect();
+    let resolved = Resolved {
+        id: node.id.clone(),
+        component: node.component.clone(),
+        name: node.name.clone(),
+        props,
+    };
+    (resolved, complete)
+}
+
+/// Compares values with arrays taken as sets.
+fn normalize(v: &Value) -> Value {
+    match v {
+        Value::Array(items) => {
+            let mut items: Vec<Value> = items.iter().map(normalize).collect();
+            items.sort_by_key(|a| a.to_string());
+            items.dedup();
+            Value::Array(items)
+        }
+        other => other.clone(),
+    }
+}
+
+/// The desired properties that differ from what AWS reports.
+pub fn changes(desired: &Resolved, observed: &Observed) -> Vec<FieldChange> {
+    desired
+        .props
+        .iter()
+        .filter_map(|(field, after)| {
+            let before = observed.props.get(field).cloned().unwrap_or(Value::Null);
+            (normalize(&before) != normalize(after)).then(|| FieldChange {
+                field: field.clone(),
+                before,
+                after: after.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Whether `observed` is the resource that `desired` describes.
+pub fn matches(desired: &Resolved, observed: &Observed, rules: &KindRules) -> bool {
+    if observed.kind != desired.id.kind || !is_live(observed) {
+        return false;
+    }
+    if rules.identity.is_empty() {
+        observed.role == desired.id.role
+    } else {
+        rules.identity.iter().all(|f| {
+            let d = desired.props.get(*f).map(normalize);
+            d.is_some()
+                && d != Some(Value::String(UNKNOWN.into()))
+                && d == observed.props.get(*f).map(normalize)
+        })
+    }
+}
+
+/// One planned change.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedChange {
+    pub action: Action,
+    pub kind: Kind,
+    pub role: String,
+    /// The AWS id, when the resource exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<FieldChange>,
+    /// For a creation, the properties it will have.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, Value>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Action {
+    Create,
+    Update,
+    /// A change AWS cannot make in place; refused rather than replacing the resource.
+    Replace,
+    Delete,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Replace => "replace (refused)",
+            Action::Delete => "delete",
+        })
+    }
+}
+
+/// The difference between a desired graph and an observation.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Plan {
+    pub changes: Vec<PlannedChange>,
+    /// Desired node -> the observed resource it matched.
+    #[serde(skip)]
+    pub matched: BTreeMap<NodeId, Observed>,
+    /// Observed resources of the stack that no desired node wants.
+    #[serde(skip)]
+    pub orphans: Vec<Observed>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    pub fn refused(&self) -> impl Iterator<Item = &PlannedChange> {
+        self.changes.iter().filter(|c| c.action == Action::Replace)
+    }
+
+    pub fn count(&self, action: Action) -> usize {
+        self.changes.iter().filter(|c| c.action == action).count()
+    }
+}
+
+/// Plans `graph` against `observed`: every desired node is matched to at most one live
+/// resource, in dependency order so that references resolve to the matched ids.
+pub fn plan(graph: &Graph, observed: &Observation, rules: &BTreeMap<Kind, KindRules>) -> Plan {
+    let mut ids: HashMap<NodeId, String> = HashMap::new();
+    let mut claimed: BTreeSet<(Kind, String)> = BTreeSet::new();
+    let mut out = Plan::default();
+    let default_rules = KindRules::default();
+    for id in graph.order() {
+        let node = &graph.nodes[&id];
+        let kind_rules = rules.get(&id.kind).unwrap_or(&default_rules);
+        let (resolved, _) = resolve(node, &ids);
+        let candidates = observed.by_kind.get(&id.kind).into_iter().flatten();
+        let found = candidates
+            .filter(|o| !claimed.contains(&(o.kind, o.id.clone())))
+            .find(|o| matches(&resolved, o, kind_rules));
+        match found {
+            Some(o) => {
+                claimed.insert((o.kind, o.id.clone()));
+                ids.insert(id.clone(), o.id.clone());
+                out.matched.insert(id.clone(), o.clone());
+                let diff = changes(&resolved, o);
+                if !diff.is_empty() {
+                    let refused = diff
+                        .iter()
+                        .any(|c| !kind_rules.mutable.contains(&c.field.as_str()));
+                    out.changes.push(PlannedChange {
+                        action: if refused {
+                            Action::Replace
+                        } else {
+                            Action::Update
+                        },
+                        kind: id.kind,
+                        role: id.role.clone(),
+                        id: Some(o.id.clone()),
+                        changes: diff,
+                        properties: BTreeMap::new(),
+                    });
+                }
+            }
+            None => out.changes.push(PlannedChange {
+                action: Action::Create,
+                kind: id.kind,
+                role: id.role.clone(),
+                id: None,
+                changes: Vec::new(),
+                properties: resolved.props,
+            }),
+        }
+    }
+    for o in observed.live() {
+        if !claimed.contains(&(o.kind, o.id.clone())) {
+            out.orphans.push(o.clone());
+            out.changes.push(PlannedChange {
+                action: Action::Delete,
+                kind: o.kind,
+                role: o.role.clone(),
+                id: Some(o.id.clone()),
+                changes: Vec::new(),
+                properties: BTreeMap::new(),
+            });
+        }
+    }
+    out
+}
+
+/// The order in which existing resources can be deleted: node -> what must be deleted first.
+/// Edges come from the ids each resource refers to and, for matched resources, from the
+/// desired graph's dependencies.
+pub fn deletion_graph(
+    resources: &[Observed],
+    graph: &Graph,
+    matched: &BTreeMap<NodeId, Observed>,
+) -> BTreeMap<String, Vec<String>> {
+    let present: BTreeSet<&str> = resources.iter().map(|o| o.id.as_str()).collect();
+    // x depends on y  =>  x must be deleted before y: y waits for x.
+    let mut waits: BTreeMap<String, BTreeSet<String>> = resources
+        .iter()
+        .map(|o| (o.id.clone(), BTreeSet::new()))
+        .collect();
+    let mut edge = |dependent: &str, dependency: &str| {
+        if dependent != dependency && present.contains(dependent) && present.contains(dependency) {
+            if let Some(w) = waits.get_mut(dependency) {
+                w.insert(dependent.to_owned());
+            }
+        }
+    };
+    for o in resources {
+        for r in &o.refs {
+            edge(&o.id, r);
+        }
+    }
+    for (node_id, o) in matched {
+        if let Some(node) = graph.nodes.get(node_id) {
+            for dep in node.dependencies() {
+                if let Some(d) = matched.get(&dep) {
+                    edge(&o.id, &d.id);
+                }
+            }
+        }
+    }
+    waits
+        .into_iter()
+        .map(|(k, v)| (k, v.into_iter().collect()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const VPC: Kind = Kind("Vpc");
+    const SUBNET: Kind = Kind("Subnet");
+    const ROUTE: Kind = Kind("Route");
+
+    fn graph() -> Graph {
+        let vpc = Node::new(VPC, "network", "vpc", "s-vpc").prop("cidr", "10.0.0.0/16");
+        let subnet = Node::new(SUBNET, "network", "public-a", "s-public-a")
+            .prop("vpc", vpc.id.clone())
+            .prop("cidr", "10.0.0.0/20");
+        let route = Node::new(ROUTE, "network", "default", "")
+            .prop("vpc", vpc.id.clone())
+            .prop("destination", "0.0.0.0/0")
+            .prop("target", "igw-1");
+        Graph::new([vpc, subnet, route]).unwrap()
+    }
+
+    fn rules() -> BTreeMap<Kind, KindRules> {
+        BTreeMap::from([
+            (VPC, KindRules::default()),
+            (SUBNET, KindRules::default()),
+            (
+                ROUTE,
+                KindRules {
+                    mutable: &["target"],
+                    identity: &["vpc", "destination"],
+                },
+            ),
+        ])
+    }
+
+    #[test]
+    fn graph_rejects_dangling_references_and_duplicates() {
+        let orphan = Node::new(SUBNET, "network", "a", "a").prop("vpc", NodeId::new(VPC, "vpc"));
+        assert!(matches!(
+            Graph::new([orphan]),
+            Err(GraphError::Dangling { .. })
+        ));
+        let a = Node::new(VPC, "network", "vpc", "x");
+        assert!(matches!(
+            Graph::new([a.clone(), a]),
+            Err(GraphError::Duplicate(_))
+        ));
+    }
+
+    #[test]
+    fn nothing_observed_plans_creates_in_dependency_order() {
+        let p = plan(&graph(), &Observation::default(), &rules());
+        assert_eq!(p.count(Action::Create), 3);
+        assert_eq!(p.changes[0].kind, VPC);
+        let subnet = p.changes.iter().find(|c| c.kind == SUBNET).unwrap();
+        assert_eq!(subnet.properties["vpc"], json!(UNKNOWN));
+    }
+
+    #[test]
+    fn matching_resources_plan_nothing_and_drift_plans_updates_or_refusals() {
+        let vpc = Observed::new(VPC, "ns/s", "vpc", "vpc-1").prop("cidr", "10.0.0.0/16");
+        let subnet = Observed::new(SUBNET, "ns/s", "public-a", "subnet-1")
+            .prop("vpc", "vpc-1")
+            .prop("cidr", "10.0.0.0/20");
+        let route = Observed::new(ROUTE, "ns/s", "x", "r-1")
+            .prop("vpc", "vpc-1")
+            .prop("destination", "0.0.0.0/0")
+            .prop("target", "igw-1");
+        let obs = Observation::from_resources([vpc.clone(), subnet.clone(), route.clone()]);
+        assert!(plan(&graph(), &obs, &rules()).is_empty());
+
+        let moved = route.clone().prop("target", "nat-9");
+        let obs = Observation::from_resources([vpc.clone(), subnet.clone(), moved]);
+        let p = plan(&graph(), &obs, &rules());
+        assert_eq!(p.changes.len(), 1);
+        assert_eq!(p.changes[0].action, Action::Update);
+        assert_eq!(p.changes[0].changes[0].before, json!("nat-9"));
+
+        let resized = subnet.clone().prop("cidr", "10.0.16.0/20");
+        let obs = Observation::from_resources([vpc.clone(), resized, route.clone()]);
+        let p = plan(&graph(), &obs, &rules());
+        assert_eq!(p.refused().count(), 1);
+        assert_eq!(p.refused().next().unwrap().changes[0].field, "cidr");
+    }
+
+    #[test]
+    fn unclaimed_and_duplicate_resources_are_orphans() {
+        let vpc = Observed::new(VPC, "ns/s", "vpc", "vpc-1").prop("cidr", "10.0.0.0/16");
+        let twin = Observed::new(VPC, "ns/s", "vpc", "vpc-2").prop("cidr", "10.0.0.0/16");
+        let gone =
+            Observed::new(VPC, "ns/s", "old", "vpc-3").readiness(Readiness::Gone("deleted".into()));
+        let p = plan(
+            &graph(),
+            &Observation::from_resources([vpc, twin, gone]),
+            &rules(),
+        );
+        assert_eq!(p.orphans.len(), 1);
+        assert_eq!(p.orphans[0].id, "vpc-2");
+        assert_eq!(p.count(Action::Delete), 1);
+    }
+
+    #[test]
+    fn arrays_compare_as_sets() {
+        let node = Node::new(VPC, "network", "vpc", "x").prop("tables", json!(["b", "a"]));
+        let (resolved, complete) = resolve(&node, &HashMap::new());
+        assert!(complete);
+        let o = Observed::new(VPC, "s", "vpc", "v").prop("tables", json!(["a", "b"]));
+        assert!(changes(&resolved, &o).is_empty());
+    }
+
+    #[test]
+    fn deletion_waits_for_dependents() {
+        let vpc = Observed::new(VPC, "s", "vpc", "vpc-1");
+        let subnet = Observed::new(SUBNET, "s", "public-a", "subnet-1").refs(["vpc-1".to_string()]);
+        let d = deletion_graph(&[vpc, subnet], &Graph::default(), &BTreeMap::new());
+        assert_eq!(d["vpc-1"], vec!["subnet-1".to_string()]);
+        assert!(d["subnet-1"].is_empty());
+    }
+}

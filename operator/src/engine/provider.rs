@@ -1,0 +1,86 @@
+//! The small, uniform interface every AWS area implements for each of its resource kinds.
+
+use async_trait::async_trait;
+
+use super::model::{FieldChange, Kind, Observed, Resolved};
+use crate::aws::error::AwsError;
+
+/// Which stacks an observation covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selector {
+    /// Resources tagged `webstack.io/stack=<this>`.
+    Stack(String),
+    /// Resources of every stack (tagged with the `webstack.io/stack` key at all): one call per
+    /// type serves any number of stacks.
+    AllStacks,
+}
+
+impl Selector {
+    pub fn admits(&self, stack: &str) -> bool {
+        match self {
+            Selector::Stack(s) => s == stack,
+            Selector::AllStacks => !stack.is_empty(),
+        }
+    }
+}
+
+/// Reads one family of resources with one batched, tag-filtered call (and its pages).
+#[async_trait]
+pub trait Observer<S>: Send + Sync {
+    /// The kinds this observer reports (a route-table read also reports routes and associations).
+    fn kinds(&self) -> &'static [Kind];
+    async fn observe(&self, scope: &S, selector: &Selector) -> Result<Vec<Observed>, AwsError>;
+}
+
+/// Creates, changes and deletes resources of one kind. Every call must be idempotent or
+/// preceded by an observation (the engine looks before it creates).
+#[async_trait]
+pub trait Handler<S>: Send + Sync {
+    fn kind(&self) -> Kind;
+
+    /// Properties AWS can change in place. A difference in any other property is refused, with
+    /// a message naming it, instead of replacing the resource.
+    fn mutable(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Properties that identify an untagged sub-resource (a route by its table and destination).
+    /// Empty for tagged resources, which are matched by the role in their component tag.
+    fn identity(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Creates the resource, tagged as the node says, and reports it as AWS answered.
+    async fn create(&self, scope: &S, node: &Resolved) -> Result<Observed, AwsError>;
+
+    /// Brings an existing resource to the desired properties; `changes` lists only mutable ones.
+    async fn update(
+        &self,
+        scope: &S,
+        node: &Resolved,
+        current: &Observed,
+        changes: &[FieldChange],
+    ) -> Result<(), AwsError>;
+
+    /// Deletes the resource. A resource that is already gone is not an error.
+    async fn delete(&self, scope: &S, current: &Observed) -> Result<(), AwsError>;
+
+    /// Whether creating and deleting take effect only after a while (a NAT gateway goes
+    /// `pending` -> `available` and `deleting` -> `deleted`). Only then does the engine wait,
+    /// using [`Handler::refresh`].
+    fn settles(&self) -> bool {
+        false
+    }
+
+    /// Reads one resource again while waiting for it to settle; `None` once it is gone.
+    async fn refresh(&self, _scope: &S, current: &Observed) -> Result<Option<Observed>, AwsError> {
+        Ok(Some(current.clone()))
+    }
+
+    /// Gives up the stack's claim on resources that stay (`deletionPolicy: Retain`): their
+    /// ownership tag is removed so that no stack finds them again. Untagged sub-resources need
+    /// nothing.
+    async fn release(&self, _scope: &S, _resources: &[Observed]) -> Result<(), AwsError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,7 @@
+//! webstack-operator: a whole AWS web-application architecture, declared as one `WebStack`
+//! resource and reconciled by one engine, from Kubernetes or from the `webstack` CLI.
+
+pub mod api;
+pub mod aws;
+pub mod engine;
+pub mod stack;
