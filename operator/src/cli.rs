@@ -151,7 +151,7 @@ where
         Ok(s) => s,
         Err(e) => return fail(e, 2),
     };
-    let prepared = match stack::prepare(stack, None).await {
+    let prepared = match stack::prepare(stack, &webstack::aws::Connect::default()).await {
         Ok(p) => p,
         Err(e @ StackError::Invalid(_)) => {
             return fail(format!("{}: {e}", args.file.file.display()), 2)

@@ -9,7 +9,7 @@ use crate::api::validate::{self, ValidationErrors};
 use crate::api::{Condition, InventoryItem, Outputs, Phase, WebStack, WebStackStatus};
 use crate::aws::client::{AwsApi, Effect};
 use crate::aws::error::AwsError;
-use crate::aws::{self, network, ConnectError, Scope, StackRef};
+use crate::aws::{self, network, Connect, ConnectError, Scope, StackRef};
 use crate::engine::{
     ApplyOutcome, DestroyOutcome, Engine, EngineError, Graph, NodeId, Observation, Plan, Reporter,
 };
@@ -137,11 +137,11 @@ pub fn desired_graph(
 }
 
 /// Validates the stack (no AWS call on failure), then connects and computes its graph.
-pub async fn prepare(stack: WebStack, api: Option<Arc<AwsApi>>) -> Result<Prepared, StackError> {
+pub async fn prepare(stack: WebStack, connect: &Connect) -> Result<Prepared, StackError> {
     validate::validate(&stack)?;
-    let config = aws::load_config(stack.spec.region.as_deref()).await?;
+    let config = aws::load_config(stack.spec.region.as_deref(), connect).await?;
     let region = config.region().map(|r| r.to_string()).unwrap_or_default();
-    let api = match api {
+    let api = match connect.api.clone() {
         Some(a) => a,
         None => Arc::new(AwsApi::new(
             aws::account_key(&config).await?,

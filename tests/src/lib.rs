@@ -1,1 +1,281 @@
-pub fn placeholder() {}
+//! The test harness: a real AWS emulator (the moto server) per test on a free loopback port,
+//! a fault-injecting proxy in front of it, EC2 clients to check what the emulator holds, and
+//! the `webstack` binary.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::types::Filter;
+use webstack::api::validate::parse_manifest;
+use webstack::api::WebStack;
+use webstack::aws::client::AwsApi;
+use webstack::aws::Connect;
+
+pub const ACCESS_KEY: &str = "testing";
+pub const SECRET_KEY: &str = "testing";
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The moto server executable: `WEBSTACK_MOTO_SERVER`, or `moto_server` on the PATH.
+fn moto_command() -> String {
+    std::env::var("WEBSTACK_MOTO_SERVER").unwrap_or_else(|_| "moto_server".to_owned())
+}
+
+fn python() -> String {
+    std::env::var("WEBSTACK_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+}
+
+/// One HTTP/1.0 request on loopback; returns the status code and body.
+pub fn http(port: u16, method: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(s, "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// A moto server of its own, stopped when dropped.
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        for _ in 0..5 {
+            let port = free_port();
+            let child = Command::new(moto_command())
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("MOTO_ACM_VALIDATION_WAIT", "0")
+                .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {} (set WEBSTACK_MOTO_SERVER): {e}", moto_command()));
+            let mut moto = Moto { child, port };
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                if let Ok((200, _)) = http(port, "GET", "/moto-api/data.json") {
+                    return moto;
+                }
+                if let Ok(Some(_)) = moto.child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = moto.child.kill();
+        }
+        panic!("the moto server did not start");
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Clears everything the emulator holds.
+    pub fn reset(&self) {
+        let (status, _) = http(self.port, "POST", "/moto-api/reset").expect("moto reset");
+        assert_eq!(status, 200, "moto reset");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A proxy that answers a share of the requests with throttling or 503 errors.
+pub struct FaultyProxy {
+    child: Child,
+    pub port: u16,
+}
+
+impl FaultyProxy {
+    pub fn start(upstream: &str, rate: f64, seed: u64) -> FaultyProxy {
+        let script = repo_root().join("tests/harness/awsproxy.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .args([upstream, &rate.to_string(), &seed.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the fault proxy");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("proxy port");
+        let port = line.trim().parse().expect("the proxy prints its port");
+        FaultyProxy { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `(forwarded, throttled, unavailable)` so far.
+    pub fn stats(&self) -> (u64, u64, u64) {
+        let (_, body) = http(self.port, "GET", "/__proxy/stats").expect("proxy stats");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("stats JSON");
+        let n = |k: &str| v[k].as_u64().unwrap_or(0);
+        (n("forwarded"), n("throttled"), n("unavailable"))
+    }
+}
+
+impl Drop for FaultyProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Connection settings for the library, aimed at `endpoint`, with a fresh call layer.
+pub fn connect(endpoint: &str) -> (Connect, Arc<AwsApi>) {
+    let api = Arc::new(AwsApi::new(format!("test-{endpoint}"), "eu-west-1"));
+    let connect = Connect {
+        endpoint_url: Some(endpoint.to_owned()),
+        credentials: Some(aws_credential_types::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "tests")),
+        api: Some(api.clone()),
+    };
+    (connect, api)
+}
+
+/// An EC2 client on the emulator, to check what it holds.
+pub async fn ec2(endpoint: &str, region: &str) -> aws_sdk_ec2::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_credential_types::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "tests"))
+        .load()
+        .await;
+    aws_sdk_ec2::Client::new(&config)
+}
+
+/// An example from `examples/`, renamed so that tests do not share stacks.
+pub fn example(file: &str, name: &str) -> WebStack {
+    let text = std::fs::read_to_string(repo_root().join("examples").join(file)).expect("example file");
+    let mut stack = parse_manifest(&text).expect("the example is valid");
+    stack.metadata.name = Some(name.to_owned());
+    stack
+}
+
+/// The `webstack` binary built beside the test executables.
+pub fn webstack_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let bin = dir.join("webstack");
+    assert!(bin.exists(), "{} is missing: build the workspace first (cargo test --workspace builds it)", bin.display());
+    bin
+}
+
+/// Runs `webstack` with the emulator's endpoint and test credentials.
+pub fn run_cli(endpoint: &str, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(webstack_bin());
+    cmd.args(args)
+        .current_dir(repo_root())
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", "eu-west-1")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run webstack")
+}
+
+/// Counts of what the emulator holds, by type, over the whole region (the default VPC
+/// included, which is the same before and after): duplicates and leaks show as differences.
+pub async fn census(ec2: &aws_sdk_ec2::Client) -> BTreeMap<&'static str, usize> {
+    let mut c = BTreeMap::new();
+    let vpcs = ec2.describe_vpcs().send().await.expect("DescribeVpcs");
+    c.insert("vpcs", vpcs.vpcs().len());
+    let subnets = ec2.describe_subnets().send().await.expect("DescribeSubnets");
+    c.insert("subnets", subnets.subnets().len());
+    let igws = ec2.describe_internet_gateways().send().await.expect("DescribeInternetGateways");
+    c.insert("internet gateways", igws.internet_gateways().len());
+    c.insert("gateway attachments", igws.internet_gateways().iter().map(|g| g.attachments().len()).sum());
+    let eips = ec2.describe_addresses().send().await.expect("DescribeAddresses");
+    c.insert("elastic ips", eips.addresses().len());
+    let nats = ec2.describe_nat_gateways().send().await.expect("DescribeNatGateways");
+    c.insert(
+        "nat gateways",
+        nats.nat_gateways()
+            .iter()
+            .filter(|n| n.state().map(|s| s.as_str()) != Some("deleted"))
+            .count(),
+    );
+    let rts = ec2.describe_route_tables().send().await.expect("DescribeRouteTables");
+    c.insert("route tables", rts.route_tables().len());
+    c.insert("routes", rts.route_tables().iter().map(|t| t.routes().len()).sum());
+    c.insert("associations", rts.route_tables().iter().map(|t| t.associations().len()).sum());
+    let eps = ec2.describe_vpc_endpoints().send().await.expect("DescribeVpcEndpoints");
+    c.insert(
+        "vpc endpoints",
+        eps.vpc_endpoints().iter().filter(|e| e.state().map(|s| s.as_str().to_ascii_lowercase()) != Some("deleted".into())).count(),
+    );
+    let sgs = ec2.describe_security_groups().send().await.expect("DescribeSecurityGroups");
+    c.insert("security groups", sgs.security_groups().len());
+    c.insert(
+        "ingress rules",
+        sgs.security_groups()
+            .iter()
+            .flat_map(|g| g.ip_permissions())
+            .map(|p| p.ip_ranges().len() + p.user_id_group_pairs().len())
+            .sum(),
+    );
+    c
+}
+
+/// A filter on the ownership tag.
+pub fn owned_by(stack: &str) -> Filter {
+    Filter::builder().name("tag:webstack.io/stack").values(stack).build()
+}
+
+/// Resources still tagged as owned by `stack`, of every EC2 type the network tier makes.
+pub async fn owned_count(ec2: &aws_sdk_ec2::Client, stack: &str) -> usize {
+    let f = owned_by(stack);
+    let mut n = 0;
+    n += ec2.describe_vpcs().filters(f.clone()).send().await.expect("vpcs").vpcs().len();
+    n += ec2.describe_subnets().filters(f.clone()).send().await.expect("subnets").subnets().len();
+    n += ec2.describe_internet_gateways().filters(f.clone()).send().await.expect("igws").internet_gateways().len();
+    n += ec2.describe_addresses().filters(f.clone()).send().await.expect("eips").addresses().len();
+    n += ec2
+        .describe_nat_gateways()
+        .send()
+        .await
+        .expect("nats")
+        .nat_gateways()
+        .iter()
+        .filter(|g| g.state().map(|s| s.as_str()) != Some("deleted"))
+        .filter(|g| g.tags().iter().any(|t| t.key() == Some("webstack.io/stack") && t.value() == Some(stack)))
+        .count();
+    n += ec2.describe_route_tables().filters(f.clone()).send().await.expect("rts").route_tables().len();
+    n += ec2
+        .describe_vpc_endpoints()
+        .filters(f.clone())
+        .send()
+        .await
+        .expect("endpoints")
+        .vpc_endpoints()
+        .iter()
+        .filter(|e| e.state().map(|s| s.as_str().to_ascii_lowercase()) != Some("deleted".into()))
+        .count();
+    n += ec2.describe_security_groups().filters(f).send().await.expect("sgs").security_groups().len();
+    n
+}

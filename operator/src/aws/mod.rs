@@ -79,9 +79,19 @@ pub enum ConnectError {
     NoCredentials(String),
 }
 
-/// Loads the AWS configuration from the standard chain (`AWS_ENDPOINT_URL`, credentials,
-/// profiles) with the SDK's own retries off: the call layer retries.
-pub async fn load_config(region: Option<&str>) -> Result<SdkConfig, ConnectError> {
+/// Where and as whom to reach AWS. The defaults take everything from the standard chain
+/// (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials from the environment, profiles, IMDS);
+/// tests set an endpoint and credentials explicitly so that each can have its own emulator.
+#[derive(Clone, Debug, Default)]
+pub struct Connect {
+    pub endpoint_url: Option<String>,
+    pub credentials: Option<aws_credential_types::Credentials>,
+    /// A call layer to share (its counts and rate limits); a new one otherwise.
+    pub api: Option<Arc<AwsApi>>,
+}
+
+/// Loads the AWS configuration with the SDK's own retries off: the call layer retries.
+pub async fn load_config(region: Option<&str>, connect: &Connect) -> Result<SdkConfig, ConnectError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::disabled())
         .timeout_config(
@@ -92,6 +102,12 @@ pub async fn load_config(region: Option<&str>) -> Result<SdkConfig, ConnectError
         );
     if let Some(r) = region {
         loader = loader.region(Region::new(r.to_owned()));
+    }
+    if let Some(url) = &connect.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    if let Some(c) = &connect.credentials {
+        loader = loader.credentials_provider(c.clone());
     }
     let config = loader.load().await;
     if config.region().is_none() {

@@ -1,0 +1,61 @@
+//! Prints what the network example costs in AWS calls: a clean apply by operation, mutating
+//! calls per resource created, and a no-change reconcile by operation. Runs against its own
+//! AWS emulator. Exits non-zero when a target is missed:
+//! at most 1.1 mutating calls per resource created; no write and at most one read per type in
+//! a no-change reconcile.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use webstack::aws::client::CallCounts;
+use webstack::engine::Silent;
+use webstack::stack;
+use webstack_tests::{connect, example, Moto};
+
+fn print(title: &str, calls: &CallCounts) {
+    println!("{title}: {} calls", calls.total());
+    for (service, op, n) in calls.operations() {
+        println!("  {service:<5} {op:<34} {n:>4}");
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let moto = Moto::start();
+    let (connect, api) = connect(&moto.url());
+    let p = stack::prepare(example("network-only.yaml", "bench"), &connect).await.expect("prepare");
+    let started = Instant::now();
+    let first = p.apply_until_ready(Duration::from_secs(600), &Silent).await.expect("apply");
+    let apply_time = started.elapsed();
+    let clean = api.counts();
+    let created = first.events.iter().filter(|e| e.what == webstack::engine::EventKind::Created).count();
+    let mutating: u64 = clean.mutating().iter().map(|(_, _, n)| n).sum();
+    print("clean apply", &clean);
+    let ratio = mutating as f64 / created.max(1) as f64;
+    println!("resources created: {created}; mutating calls: {mutating}; per resource: {ratio:.3} (target <= 1.1)");
+    println!("clean apply wall time against the emulator: {apply_time:?}");
+
+    let started = Instant::now();
+    p.apply_until_ready(Duration::from_secs(600), &Silent).await.expect("second apply");
+    let noop_time = started.elapsed();
+    let noop = api.counts().difference(&clean);
+    print("no-change reconcile", &noop);
+    let writes: u64 = noop.mutating().iter().map(|(_, _, n)| n).sum();
+    let max_reads = noop.reads().iter().map(|(_, _, n)| *n).max().unwrap_or(0);
+    println!("no-change reconcile: {writes} writes (target 0); at most {max_reads} reads of one type (target <= 1); {noop_time:?}");
+
+    let mut ok = true;
+    if ratio > 1.1 {
+        println!("MISSED: mutating calls per resource {ratio:.3} > 1.1");
+        ok = false;
+    }
+    if writes > 0 || max_reads > 1 {
+        println!("MISSED: the no-change reconcile target");
+        ok = false;
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
