@@ -1,0 +1,112 @@
+//! The `webstack` command line: bad input gets a one-line error naming the field, a non-zero
+//! exit and no AWS call; a good file applies, plans, shows status and destroys.
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use webstack_tests::*;
+
+/// A loopback listener standing in for AWS that only counts the connections made to it.
+struct Tripwire {
+    port: u16,
+    hits: Arc<AtomicUsize>,
+}
+
+impl Tripwire {
+    fn start() -> Tripwire {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                counter.fetch_add(1, Ordering::SeqCst);
+                drop(conn);
+            }
+        });
+        Tripwire { port, hits }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+#[test]
+fn invalid_specs_are_refused_by_every_command_without_any_aws_call() {
+    let tripwire = Tripwire::start();
+    let mut files: Vec<_> = std::fs::read_dir(repo_root().join("tests/invalid")).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(files.len() >= 15);
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let field = text.lines().next().unwrap().strip_prefix("# field: ").unwrap().to_owned();
+        let path = f.to_str().unwrap();
+        for command in ["validate", "plan", "apply", "destroy"] {
+            let out = run_cli(&tripwire.url(), &[command, "-f", path], &[]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{command} {path}: {stderr}");
+            assert_eq!(stderr.trim_end().lines().count(), 1, "{command} {path}: one line, got: {stderr}");
+            assert!(stderr.contains(&format!("{field}")), "{command} {path}: the error names {field}: {stderr}");
+        }
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(tripwire.hits.load(Ordering::SeqCst), 0, "no AWS endpoint was contacted");
+}
+
+#[test]
+fn bad_flags_and_unreadable_files_fail_in_one_line() {
+    let tripwire = Tripwire::start();
+    for args in [
+        vec!["apply", "--bogus", "-f", "examples/network-only.yaml"],
+        vec!["plan"],
+        vec!["plan", "-f", "examples/network-only.yaml", "-o", "yaml"],
+        vec!["apply", "-f", "does/not/exist.yaml"],
+        vec!["launch"],
+    ] {
+        let out = run_cli(&tripwire.url(), &args, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("webstack: "), "{args:?}: {stderr}");
+    }
+    assert_eq!(tripwire.hits.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn the_cli_applies_plans_reports_status_and_destroys() {
+    let moto = Moto::start();
+    let file = "examples/network-only.yaml";
+    let plan = run_cli(&moto.url(), &["plan", "-f", file, "-o", "json"], &[]);
+    assert!(plan.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let changes = v["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 31);
+    assert!(changes.iter().all(|c| c["action"] == "create"));
+
+    let apply = run_cli(&moto.url(), &["apply", "-f", file, "-o", "json"], &[]);
+    assert!(apply.status.success(), "{}", String::from_utf8_lossy(&apply.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&apply.stdout).unwrap();
+    assert_eq!(v["status"]["phase"], "Ready");
+    assert_eq!(v["status"]["conditions"][0]["type"], "Ready");
+    assert_eq!(v["status"]["conditions"][0]["status"], "True");
+    let vpc_id = v["status"]["outputs"]["network"]["vpcId"].as_str().unwrap().to_owned();
+    assert!(vpc_id.starts_with("vpc-"));
+    assert_eq!(v["status"]["inventory"].as_array().unwrap().len(), 31);
+    let progress = String::from_utf8_lossy(&apply.stderr);
+    assert!(progress.contains("created  Vpc vpc"), "{progress}");
+
+    let plan = run_cli(&moto.url(), &["plan", "-f", file], &[]);
+    assert_eq!(String::from_utf8_lossy(&plan.stdout).trim(), "No changes. AWS matches the spec.");
+    let status = run_cli(&moto.url(), &["status", "-f", file, "-o", "json"], &[]);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["status"]["phase"], "Ready");
+    assert_eq!(v["status"]["outputs"]["network"]["vpcId"], vpc_id.as_str());
+
+    let destroy = run_cli(&moto.url(), &["destroy", "-f", file], &[]);
+    assert!(destroy.status.success(), "{}", String::from_utf8_lossy(&destroy.stderr));
+    let plan = run_cli(&moto.url(), &["plan", "-f", file], &[]);
+    assert!(String::from_utf8_lossy(&plan.stdout).contains("Plan: 31 to create, 0 to update, 0 to delete, 0 refused."));
+}
