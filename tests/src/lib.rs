@@ -21,7 +21,10 @@ pub const SECRET_KEY: &str = "testing";
 
 /// The repository's root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// The moto server executable: `WEBSTACK_MOTO_SERVER`, or `moto_server` on the PATH.
@@ -34,18 +37,31 @@ fn python() -> String {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 /// One HTTP/1.0 request on loopback; returns the status code and body.
 pub fn http(port: u16, method: &str, path: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(s, "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
+    )?;
     let mut text = String::new();
     s.read_to_string(&mut text)?;
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
@@ -66,7 +82,12 @@ impl Moto {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {} (set WEBSTACK_MOTO_SERVER): {e}", moto_command()));
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "cannot start {} (set WEBSTACK_MOTO_SERVER): {e}",
+                        moto_command()
+                    )
+                });
             let mut moto = Moto { child, port };
             let deadline = Instant::now() + Duration::from_secs(60);
             while Instant::now() < deadline {
@@ -118,7 +139,9 @@ impl FaultyProxy {
             .spawn()
             .expect("start the fault proxy");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("proxy port");
+        BufReader::new(child.stdout.take().expect("piped"))
+            .read_line(&mut line)
+            .expect("proxy port");
         let port = line.trim().parse().expect("the proxy prints its port");
         FaultyProxy { child, port }
     }
@@ -148,7 +171,9 @@ pub fn connect(endpoint: &str) -> (Connect, Arc<AwsApi>) {
     let api = Arc::new(AwsApi::new(format!("test-{endpoint}"), "eu-west-1"));
     let connect = Connect {
         endpoint_url: Some(endpoint.to_owned()),
-        credentials: Some(aws_credential_types::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "tests")),
+        credentials: Some(aws_credential_types::Credentials::new(
+            ACCESS_KEY, SECRET_KEY, None, None, "tests",
+        )),
         api: Some(api.clone()),
     };
     (connect, api)
@@ -159,7 +184,9 @@ pub async fn ec2(endpoint: &str, region: &str) -> aws_sdk_ec2::Client {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(region.to_owned()))
         .endpoint_url(endpoint)
-        .credentials_provider(aws_credential_types::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "tests"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            ACCESS_KEY, SECRET_KEY, None, None, "tests",
+        ))
         .load()
         .await;
     aws_sdk_ec2::Client::new(&config)
@@ -167,7 +194,8 @@ pub async fn ec2(endpoint: &str, region: &str) -> aws_sdk_ec2::Client {
 
 /// An example from `examples/`, renamed so that tests do not share stacks.
 pub fn example(file: &str, name: &str) -> WebStack {
-    let text = std::fs::read_to_string(repo_root().join("examples").join(file)).expect("example file");
+    let text =
+        std::fs::read_to_string(repo_root().join("examples").join(file)).expect("example file");
     let mut stack = parse_manifest(&text).expect("the example is valid");
     stack.metadata.name = Some(name.to_owned());
     stack
@@ -176,9 +204,16 @@ pub fn example(file: &str, name: &str) -> WebStack {
 /// The `webstack` binary built beside the test executables.
 pub fn webstack_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
     let bin = dir.join("webstack");
-    assert!(bin.exists(), "{} is missing: build the workspace first (cargo test --workspace builds it)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: build the workspace first (cargo test --workspace builds it)",
+        bin.display()
+    );
     bin
 }
 
@@ -205,14 +240,36 @@ pub async fn census(ec2: &aws_sdk_ec2::Client) -> BTreeMap<&'static str, usize> 
     let mut c = BTreeMap::new();
     let vpcs = ec2.describe_vpcs().send().await.expect("DescribeVpcs");
     c.insert("vpcs", vpcs.vpcs().len());
-    let subnets = ec2.describe_subnets().send().await.expect("DescribeSubnets");
+    let subnets = ec2
+        .describe_subnets()
+        .send()
+        .await
+        .expect("DescribeSubnets");
     c.insert("subnets", subnets.subnets().len());
-    let igws = ec2.describe_internet_gateways().send().await.expect("DescribeInternetGateways");
+    let igws = ec2
+        .describe_internet_gateways()
+        .send()
+        .await
+        .expect("DescribeInternetGateways");
     c.insert("internet gateways", igws.internet_gateways().len());
-    c.insert("gateway attachments", igws.internet_gateways().iter().map(|g| g.attachments().len()).sum());
-    let eips = ec2.describe_addresses().send().await.expect("DescribeAddresses");
+    c.insert(
+        "gateway attachments",
+        igws.internet_gateways()
+            .iter()
+            .map(|g| g.attachments().len())
+            .sum(),
+    );
+    let eips = ec2
+        .describe_addresses()
+        .send()
+        .await
+        .expect("DescribeAddresses");
     c.insert("elastic ips", eips.addresses().len());
-    let nats = ec2.describe_nat_gateways().send().await.expect("DescribeNatGateways");
+    let nats = ec2
+        .describe_nat_gateways()
+        .send()
+        .await
+        .expect("DescribeNatGateways");
     c.insert(
         "nat gateways",
         nats.nat_gateways()
@@ -220,16 +277,42 @@ pub async fn census(ec2: &aws_sdk_ec2::Client) -> BTreeMap<&'static str, usize> 
             .filter(|n| n.state().map(|s| s.as_str()) != Some("deleted"))
             .count(),
     );
-    let rts = ec2.describe_route_tables().send().await.expect("DescribeRouteTables");
+    let rts = ec2
+        .describe_route_tables()
+        .send()
+        .await
+        .expect("DescribeRouteTables");
     c.insert("route tables", rts.route_tables().len());
-    c.insert("routes", rts.route_tables().iter().map(|t| t.routes().len()).sum());
-    c.insert("associations", rts.route_tables().iter().map(|t| t.associations().len()).sum());
-    let eps = ec2.describe_vpc_endpoints().send().await.expect("DescribeVpcEndpoints");
+    c.insert(
+        "routes",
+        rts.route_tables().iter().map(|t| t.routes().len()).sum(),
+    );
+    c.insert(
+        "associations",
+        rts.route_tables()
+            .iter()
+            .map(|t| t.associations().len())
+            .sum(),
+    );
+    let eps = ec2
+        .describe_vpc_endpoints()
+        .send()
+        .await
+        .expect("DescribeVpcEndpoints");
     c.insert(
         "vpc endpoints",
-        eps.vpc_endpoints().iter().filter(|e| e.state().map(|s| s.as_str().to_ascii_lowercase()) != Some("deleted".into())).count(),
+        eps.vpc_endpoints()
+            .iter()
+            .filter(|e| {
+                e.state().map(|s| s.as_str().to_ascii_lowercase()) != Some("deleted".into())
+            })
+            .count(),
     );
-    let sgs = ec2.describe_security_groups().send().await.expect("DescribeSecurityGroups");
+    let sgs = ec2
+        .describe_security_groups()
+        .send()
+        .await
+        .expect("DescribeSecurityGroups");
     c.insert("security groups", sgs.security_groups().len());
     c.insert(
         "ingress rules",
@@ -244,17 +327,48 @@ pub async fn census(ec2: &aws_sdk_ec2::Client) -> BTreeMap<&'static str, usize> 
 
 /// A filter on the ownership tag.
 pub fn owned_by(stack: &str) -> Filter {
-    Filter::builder().name("tag:webstack.io/stack").values(stack).build()
+    Filter::builder()
+        .name("tag:webstack.io/stack")
+        .values(stack)
+        .build()
 }
 
 /// Resources still tagged as owned by `stack`, of every EC2 type the network tier makes.
 pub async fn owned_count(ec2: &aws_sdk_ec2::Client, stack: &str) -> usize {
     let f = owned_by(stack);
     let mut n = 0;
-    n += ec2.describe_vpcs().filters(f.clone()).send().await.expect("vpcs").vpcs().len();
-    n += ec2.describe_subnets().filters(f.clone()).send().await.expect("subnets").subnets().len();
-    n += ec2.describe_internet_gateways().filters(f.clone()).send().await.expect("igws").internet_gateways().len();
-    n += ec2.describe_addresses().filters(f.clone()).send().await.expect("eips").addresses().len();
+    n += ec2
+        .describe_vpcs()
+        .filters(f.clone())
+        .send()
+        .await
+        .expect("vpcs")
+        .vpcs()
+        .len();
+    n += ec2
+        .describe_subnets()
+        .filters(f.clone())
+        .send()
+        .await
+        .expect("subnets")
+        .subnets()
+        .len();
+    n += ec2
+        .describe_internet_gateways()
+        .filters(f.clone())
+        .send()
+        .await
+        .expect("igws")
+        .internet_gateways()
+        .len();
+    n += ec2
+        .describe_addresses()
+        .filters(f.clone())
+        .send()
+        .await
+        .expect("eips")
+        .addresses()
+        .len();
     n += ec2
         .describe_nat_gateways()
         .send()
@@ -263,9 +377,20 @@ pub async fn owned_count(ec2: &aws_sdk_ec2::Client, stack: &str) -> usize {
         .nat_gateways()
         .iter()
         .filter(|g| g.state().map(|s| s.as_str()) != Some("deleted"))
-        .filter(|g| g.tags().iter().any(|t| t.key() == Some("webstack.io/stack") && t.value() == Some(stack)))
+        .filter(|g| {
+            g.tags()
+                .iter()
+                .any(|t| t.key() == Some("webstack.io/stack") && t.value() == Some(stack))
+        })
         .count();
-    n += ec2.describe_route_tables().filters(f.clone()).send().await.expect("rts").route_tables().len();
+    n += ec2
+        .describe_route_tables()
+        .filters(f.clone())
+        .send()
+        .await
+        .expect("rts")
+        .route_tables()
+        .len();
     n += ec2
         .describe_vpc_endpoints()
         .filters(f.clone())
@@ -276,6 +401,13 @@ pub async fn owned_count(ec2: &aws_sdk_ec2::Client, stack: &str) -> usize {
         .iter()
         .filter(|e| e.state().map(|s| s.as_str().to_ascii_lowercase()) != Some("deleted".into()))
         .count();
-    n += ec2.describe_security_groups().filters(f).send().await.expect("sgs").security_groups().len();
+    n += ec2
+        .describe_security_groups()
+        .filters(f)
+        .send()
+        .await
+        .expect("sgs")
+        .security_groups()
+        .len();
     n
 }

@@ -37,23 +37,43 @@ impl Tripwire {
 #[test]
 fn invalid_specs_are_refused_by_every_command_without_any_aws_call() {
     let tripwire = Tripwire::start();
-    let mut files: Vec<_> = std::fs::read_dir(repo_root().join("tests/invalid")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(repo_root().join("tests/invalid"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     assert!(files.len() >= 15);
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
-        let field = text.lines().next().unwrap().strip_prefix("# field: ").unwrap().to_owned();
+        let field = text
+            .lines()
+            .next()
+            .unwrap()
+            .strip_prefix("# field: ")
+            .unwrap()
+            .to_owned();
         let path = f.to_str().unwrap();
         for command in ["validate", "plan", "apply", "destroy"] {
             let out = run_cli(&tripwire.url(), &[command, "-f", path], &[]);
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(2), "{command} {path}: {stderr}");
-            assert_eq!(stderr.trim_end().lines().count(), 1, "{command} {path}: one line, got: {stderr}");
-            assert!(stderr.contains(&format!("{field}")), "{command} {path}: the error names {field}: {stderr}");
+            assert_eq!(
+                stderr.trim_end().lines().count(),
+                1,
+                "{command} {path}: one line, got: {stderr}"
+            );
+            assert!(
+                stderr.contains(field.as_str()),
+                "{command} {path}: the error names {field}: {stderr}"
+            );
         }
     }
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(tripwire.hits.load(Ordering::SeqCst), 0, "no AWS endpoint was contacted");
+    assert_eq!(
+        tripwire.hits.load(Ordering::SeqCst),
+        0,
+        "no AWS endpoint was contacted"
+    );
 }
 
 #[test]
@@ -87,26 +107,41 @@ fn the_cli_applies_plans_reports_status_and_destroys() {
     assert!(changes.iter().all(|c| c["action"] == "create"));
 
     let apply = run_cli(&moto.url(), &["apply", "-f", file, "-o", "json"], &[]);
-    assert!(apply.status.success(), "{}", String::from_utf8_lossy(&apply.stderr));
+    assert!(
+        apply.status.success(),
+        "{}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&apply.stdout).unwrap();
     assert_eq!(v["status"]["phase"], "Ready");
     assert_eq!(v["status"]["conditions"][0]["type"], "Ready");
     assert_eq!(v["status"]["conditions"][0]["status"], "True");
-    let vpc_id = v["status"]["outputs"]["network"]["vpcId"].as_str().unwrap().to_owned();
+    let vpc_id = v["status"]["outputs"]["network"]["vpcId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(vpc_id.starts_with("vpc-"));
     assert_eq!(v["status"]["inventory"].as_array().unwrap().len(), 31);
     let progress = String::from_utf8_lossy(&apply.stderr);
     assert!(progress.contains("created  Vpc vpc"), "{progress}");
 
     let plan = run_cli(&moto.url(), &["plan", "-f", file], &[]);
-    assert_eq!(String::from_utf8_lossy(&plan.stdout).trim(), "No changes. AWS matches the spec.");
+    assert_eq!(
+        String::from_utf8_lossy(&plan.stdout).trim(),
+        "No changes. AWS matches the spec."
+    );
     let status = run_cli(&moto.url(), &["status", "-f", file, "-o", "json"], &[]);
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(v["status"]["phase"], "Ready");
     assert_eq!(v["status"]["outputs"]["network"]["vpcId"], vpc_id.as_str());
 
     let destroy = run_cli(&moto.url(), &["destroy", "-f", file], &[]);
-    assert!(destroy.status.success(), "{}", String::from_utf8_lossy(&destroy.stderr));
+    assert!(
+        destroy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&destroy.stderr)
+    );
     let plan = run_cli(&moto.url(), &["plan", "-f", file], &[]);
-    assert!(String::from_utf8_lossy(&plan.stdout).contains("Plan: 31 to create, 0 to update, 0 to delete, 0 refused."));
+    assert!(String::from_utf8_lossy(&plan.stdout)
+        .contains("Plan: 31 to create, 0 to update, 0 to delete, 0 refused."));
 }

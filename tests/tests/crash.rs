@@ -9,7 +9,10 @@ const EXAMPLE: &str = "examples/network-only.yaml";
 
 fn apply(moto: &Moto, crash_after: Option<u64>) -> std::process::Output {
     let k = crash_after.map(|k| k.to_string());
-    let env: Vec<(&str, &str)> = k.iter().map(|k| (CRASH_AFTER_MUTATIONS_ENV, k.as_str())).collect();
+    let env: Vec<(&str, &str)> = k
+        .iter()
+        .map(|k| (CRASH_AFTER_MUTATIONS_ENV, k.as_str()))
+        .collect();
     run_cli(&moto.url(), &["apply", "-f", EXAMPLE, "--show-calls"], &env)
 }
 
@@ -22,7 +25,8 @@ fn mutating_calls(out: &std::process::Output) -> u64 {
         .skip(1)
         .filter_map(|l| {
             let parts: Vec<&str> = l.split_whitespace().collect();
-            (parts.len() == 3 && !webstack::aws::client::is_read_operation(parts[1])).then(|| parts[2].parse::<u64>().unwrap())
+            (parts.len() == 3 && !webstack::aws::client::is_read_operation(parts[1]))
+                .then(|| parts[2].parse::<u64>().unwrap())
         })
         .sum()
 }
@@ -34,9 +38,16 @@ async fn a_crash_after_any_mutating_call_converges_without_duplicates_or_leaks()
     let pristine = census(&ec2).await;
 
     let clean = apply(&moto, None);
-    assert!(clean.status.success(), "{}", String::from_utf8_lossy(&clean.stderr));
+    assert!(
+        clean.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
     let total = mutating_calls(&clean);
-    assert!(total >= 25, "a clean apply makes every resource: {total} mutating calls");
+    assert!(
+        total >= 25,
+        "a clean apply makes every resource: {total} mutating calls"
+    );
     let reference = census(&ec2).await;
 
     for k in 1..=total {
@@ -50,10 +61,26 @@ async fn a_crash_after_any_mutating_call_converges_without_duplicates_or_leaks()
             String::from_utf8_lossy(&crashed.stderr)
         );
         let resumed = apply(&moto, None);
-        assert!(resumed.status.success(), "resume after crash {k}: {}", String::from_utf8_lossy(&resumed.stderr));
-        assert_eq!(census(&ec2).await, reference, "after a crash at mutating call {k} of {total}");
+        assert!(
+            resumed.status.success(),
+            "resume after crash {k}: {}",
+            String::from_utf8_lossy(&resumed.stderr)
+        );
+        assert_eq!(
+            census(&ec2).await,
+            reference,
+            "after a crash at mutating call {k} of {total}"
+        );
         let destroyed = run_cli(&moto.url(), &["destroy", "-f", EXAMPLE], &[]);
-        assert!(destroyed.status.success(), "destroy after crash {k}: {}", String::from_utf8_lossy(&destroyed.stderr));
-        assert_eq!(census(&ec2).await, pristine, "destroy after a crash at mutating call {k} left something");
+        assert!(
+            destroyed.status.success(),
+            "destroy after crash {k}: {}",
+            String::from_utf8_lossy(&destroyed.stderr)
+        );
+        assert_eq!(
+            census(&ec2).await,
+            pristine,
+            "destroy after a crash at mutating call {k} left something"
+        );
     }
 }

@@ -30,15 +30,32 @@ async fn network_example_reaches_ready_and_is_wired_as_specified() {
 
     // Everything below is read from the emulator, not from the operator's view.
     let ec2 = ec2(&moto.url(), "eu-west-1").await;
-    let vpcs = ec2.describe_vpcs().filters(owned_by("default/wired")).send().await.unwrap();
+    let vpcs = ec2
+        .describe_vpcs()
+        .filters(owned_by("default/wired"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(vpcs.vpcs().len(), 1);
     let vpc = &vpcs.vpcs()[0];
     assert_eq!(vpc.cidr_block(), Some("10.0.0.0/16"));
     assert_eq!(vpc.vpc_id(), Some(net.vpc_id.as_str()));
     let vpc_id = net.vpc_id.as_str();
-    let tags: BTreeSet<(String, String)> = vpc.tags().iter().map(|t| (t.key().unwrap().to_owned(), t.value().unwrap().to_owned())).collect();
-    for expected in [("webstack.io/stack", "default/wired"), ("webstack.io/component", "network/vpc"), ("Name", "wired-vpc"), ("team", "platform")] {
-        assert!(tags.contains(&(expected.0.to_owned(), expected.1.to_owned())), "VPC tag {expected:?} missing: {tags:?}");
+    let tags: BTreeSet<(String, String)> = vpc
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap().to_owned(), t.value().unwrap().to_owned()))
+        .collect();
+    for expected in [
+        ("webstack.io/stack", "default/wired"),
+        ("webstack.io/component", "network/vpc"),
+        ("Name", "wired-vpc"),
+        ("team", "platform"),
+    ] {
+        assert!(
+            tags.contains(&(expected.0.to_owned(), expected.1.to_owned())),
+            "VPC tag {expected:?} missing: {tags:?}"
+        );
     }
     let dns = ec2
         .describe_vpc_attribute()
@@ -47,14 +64,27 @@ async fn network_example_reaches_ready_and_is_wired_as_specified() {
         .send()
         .await
         .unwrap();
-    assert_eq!(dns.enable_dns_hostnames().and_then(|b| b.value()), Some(true));
+    assert_eq!(
+        dns.enable_dns_hostnames().and_then(|b| b.value()),
+        Some(true)
+    );
 
     // Subnets: two public and two private, one of each per zone, in the computed ranges.
-    let subnets = ec2.describe_subnets().filters(vpc_filter(vpc_id)).send().await.unwrap();
+    let subnets = ec2
+        .describe_subnets()
+        .filters(vpc_filter(vpc_id))
+        .send()
+        .await
+        .unwrap();
     let got: BTreeSet<(String, String)> = subnets
         .subnets()
         .iter()
-        .map(|s| (s.cidr_block().unwrap().to_owned(), s.availability_zone().unwrap().to_owned()))
+        .map(|s| {
+            (
+                s.cidr_block().unwrap().to_owned(),
+                s.availability_zone().unwrap().to_owned(),
+            )
+        })
         .collect();
     let want: BTreeSet<(String, String)> = [
         ("10.0.0.0/20", "eu-west-1a"),
@@ -66,33 +96,76 @@ async fn network_example_reaches_ready_and_is_wired_as_specified() {
     .map(|(a, b)| (a.to_string(), b.to_string()))
     .collect();
     assert_eq!(got, want);
-    let subnet_cidr = |id: &str| subnets.subnets().iter().find(|s| s.subnet_id() == Some(id)).unwrap().cidr_block().unwrap().to_owned();
+    let subnet_cidr = |id: &str| {
+        subnets
+            .subnets()
+            .iter()
+            .find(|s| s.subnet_id() == Some(id))
+            .unwrap()
+            .cidr_block()
+            .unwrap()
+            .to_owned()
+    };
     assert_eq!(subnet_cidr(&net.public_subnet_ids[0]), "10.0.0.0/20");
     assert_eq!(subnet_cidr(&net.private_subnet_ids[1]), "10.0.144.0/20");
 
     // The internet gateway is attached; one NAT gateway, in the first public subnet, with the EIP.
-    let igws = ec2.describe_internet_gateways().filters(owned_by("default/wired")).send().await.unwrap();
+    let igws = ec2
+        .describe_internet_gateways()
+        .filters(owned_by("default/wired"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(igws.internet_gateways().len(), 1);
     let igw = &igws.internet_gateways()[0];
     let igw_id = igw.internet_gateway_id().unwrap();
     assert_eq!(igw.attachments()[0].vpc_id(), Some(vpc_id));
-    let nats = ec2.describe_nat_gateways().filter(vpc_filter(vpc_id)).send().await.unwrap();
-    let nats: Vec<_> = nats.nat_gateways().iter().filter(|n| n.state().map(|s| s.as_str()) == Some("available")).collect();
+    let nats = ec2
+        .describe_nat_gateways()
+        .filter(vpc_filter(vpc_id))
+        .send()
+        .await
+        .unwrap();
+    let nats: Vec<_> = nats
+        .nat_gateways()
+        .iter()
+        .filter(|n| n.state().map(|s| s.as_str()) == Some("available"))
+        .collect();
     assert_eq!(nats.len(), 1);
     let nat = nats[0];
     let nat_id = nat.nat_gateway_id().unwrap();
     assert_eq!(nat.subnet_id(), Some(net.public_subnet_ids[0].as_str()));
-    let eips = ec2.describe_addresses().filters(owned_by("default/wired")).send().await.unwrap();
+    let eips = ec2
+        .describe_addresses()
+        .filters(owned_by("default/wired"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(eips.addresses().len(), 1);
-    assert_eq!(nat.nat_gateway_addresses()[0].allocation_id(), eips.addresses()[0].allocation_id());
-    assert_eq!(net.nat_public_ips, vec![eips.addresses()[0].public_ip().unwrap().to_owned()]);
+    assert_eq!(
+        nat.nat_gateway_addresses()[0].allocation_id(),
+        eips.addresses()[0].allocation_id()
+    );
+    assert_eq!(
+        net.nat_public_ips,
+        vec![eips.addresses()[0].public_ip().unwrap().to_owned()]
+    );
 
     // Routes: public subnets to the internet gateway, private subnets to the NAT gateway.
-    let rts = ec2.describe_route_tables().filters(vpc_filter(vpc_id)).send().await.unwrap();
+    let rts = ec2
+        .describe_route_tables()
+        .filters(vpc_filter(vpc_id))
+        .send()
+        .await
+        .unwrap();
     let table_of = |subnet: &str| {
         rts.route_tables()
             .iter()
-            .find(|t| t.associations().iter().any(|a| a.subnet_id() == Some(subnet)))
+            .find(|t| {
+                t.associations()
+                    .iter()
+                    .any(|a| a.subnet_id() == Some(subnet))
+            })
             .unwrap_or_else(|| panic!("subnet {subnet} has no route table"))
     };
     let default_target = |t: &aws_sdk_ec2::types::RouteTable| {
@@ -109,24 +182,48 @@ async fn network_example_reaches_ready_and_is_wired_as_specified() {
     }
 
     // The S3 gateway endpoint serves every table of the stack.
-    let eps = ec2.describe_vpc_endpoints().filters(vpc_filter(vpc_id)).send().await.unwrap();
+    let eps = ec2
+        .describe_vpc_endpoints()
+        .filters(vpc_filter(vpc_id))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(eps.vpc_endpoints().len(), 1);
     let ep = &eps.vpc_endpoints()[0];
     assert_eq!(ep.service_name(), Some("com.amazonaws.eu-west-1.s3"));
     let owned_tables: BTreeSet<&str> = rts
         .route_tables()
         .iter()
-        .filter(|t| t.tags().iter().any(|tag| tag.key() == Some("webstack.io/stack")))
+        .filter(|t| {
+            t.tags()
+                .iter()
+                .any(|tag| tag.key() == Some("webstack.io/stack"))
+        })
         .map(|t| t.route_table_id().unwrap())
         .collect();
     assert_eq!(owned_tables.len(), 3);
-    assert_eq!(ep.route_table_ids().iter().map(String::as_str).collect::<BTreeSet<_>>(), owned_tables);
+    assert_eq!(
+        ep.route_table_ids()
+            .iter()
+            .map(String::as_str)
+            .collect::<BTreeSet<_>>(),
+        owned_tables
+    );
 
     // The security-group chain.
-    let sgs = ec2.describe_security_groups().filters(vpc_filter(vpc_id)).send().await.unwrap();
+    let sgs = ec2
+        .describe_security_groups()
+        .filters(vpc_filter(vpc_id))
+        .send()
+        .await
+        .unwrap();
     let group = |role: &str| net.security_group_ids[role].clone();
     let ingress = |role: &str| -> BTreeSet<(i32, String)> {
-        let g = sgs.security_groups().iter().find(|g| g.group_id() == Some(group(role).as_str())).unwrap();
+        let g = sgs
+            .security_groups()
+            .iter()
+            .find(|g| g.group_id() == Some(group(role).as_str()))
+            .unwrap();
         g.ip_permissions()
             .iter()
             .flat_map(|p| {
@@ -134,13 +231,26 @@ async fn network_example_reaches_ready_and_is_wired_as_specified() {
                 p.ip_ranges()
                     .iter()
                     .map(move |r| (port, r.cidr_ip().unwrap().to_owned()))
-                    .chain(p.user_id_group_pairs().iter().map(move |u| (port, u.group_id().unwrap().to_owned())))
+                    .chain(
+                        p.user_id_group_pairs()
+                            .iter()
+                            .map(move |u| (port, u.group_id().unwrap().to_owned())),
+                    )
             })
             .collect()
     };
     let set = |items: &[(i32, String)]| items.iter().cloned().collect::<BTreeSet<_>>();
-    assert_eq!(ingress("load-balancer"), set(&[(80, "0.0.0.0/0".into()), (443, "0.0.0.0/0".into())]));
-    assert_eq!(ingress("app"), set(&[(8080, group("load-balancer")), (22, "203.0.113.0/24".into())]));
+    assert_eq!(
+        ingress("load-balancer"),
+        set(&[(80, "0.0.0.0/0".into()), (443, "0.0.0.0/0".into())])
+    );
+    assert_eq!(
+        ingress("app"),
+        set(&[
+            (8080, group("load-balancer")),
+            (22, "203.0.113.0/24".into())
+        ])
+    );
     assert_eq!(ingress("database"), set(&[(5432, group("app"))]));
     assert_eq!(ingress("cache"), set(&[(6379, group("app"))]));
     assert_eq!(status.inventory.len(), outcome.resources.len());
@@ -150,26 +260,40 @@ async fn network_example_reaches_ready_and_is_wired_as_specified() {
 async fn a_second_apply_only_reads_once_per_type_and_plans_nothing() {
     let moto = Moto::start();
     let (connect, api) = connect(&moto.url());
-    let p = stack::prepare(example("network-only.yaml", "again"), &connect).await.unwrap();
+    let p = stack::prepare(example("network-only.yaml", "again"), &connect)
+        .await
+        .unwrap();
     p.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
     let before = api.counts();
     let second = p.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
     let calls = api.counts().difference(&before);
-    assert!(second.events.is_empty(), "a no-change apply acted: {:?}", second.events);
-    assert_eq!(calls.mutating(), vec![], "a no-change apply made mutating calls");
+    assert!(
+        second.events.is_empty(),
+        "a no-change apply acted: {:?}",
+        second.events
+    );
+    assert_eq!(
+        calls.mutating(),
+        vec![],
+        "a no-change apply made mutating calls"
+    );
     for (service, op, n) in calls.reads() {
-        assert_eq!(n, 1, "{service} {op} was called {n} times in a no-change apply");
+        assert_eq!(
+            n, 1,
+            "{service} {op} was called {n} times in a no-change apply"
+        );
     }
     assert!(calls.total() >= 9, "every family is observed: {calls:?}");
     assert!(p.plan().await.unwrap().is_empty());
-
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_band_rule_changes_show_in_the_plan_and_are_undone() {
     let moto = Moto::start();
     let (connect, _) = connect(&moto.url());
-    let p = stack::prepare(example("network-only.yaml", "drift"), &connect).await.unwrap();
+    let p = stack::prepare(example("network-only.yaml", "drift"), &connect)
+        .await
+        .unwrap();
     let outcome = p.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
     let net = p.status(&outcome, None).outputs.unwrap().network.unwrap();
     let ec2 = ec2(&moto.url(), "eu-west-1").await;
@@ -184,19 +308,47 @@ async fn out_of_band_rule_changes_show_in_the_plan_and_are_undone() {
             .build()
     };
     // Someone removes HTTPS from the load balancer and opens the database port on the app.
-    ec2.revoke_security_group_ingress().group_id(&lb).ip_permissions(perm(443, "0.0.0.0/0")).send().await.unwrap();
-    ec2.authorize_security_group_ingress().group_id(&app).ip_permissions(perm(3306, "0.0.0.0/0")).send().await.unwrap();
+    ec2.revoke_security_group_ingress()
+        .group_id(&lb)
+        .ip_permissions(perm(443, "0.0.0.0/0"))
+        .send()
+        .await
+        .unwrap();
+    ec2.authorize_security_group_ingress()
+        .group_id(&app)
+        .ip_permissions(perm(3306, "0.0.0.0/0"))
+        .send()
+        .await
+        .unwrap();
 
     let plan = p.plan().await.unwrap();
-    let creates: Vec<_> = plan.changes.iter().filter(|c| c.action == Action::Create).collect();
-    let deletes: Vec<_> = plan.changes.iter().filter(|c| c.action == Action::Delete).collect();
+    let creates: Vec<_> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Create)
+        .collect();
+    let deletes: Vec<_> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Delete)
+        .collect();
     assert_eq!(creates.len(), 1, "{:?}", plan.changes);
     assert_eq!(creates[0].role, "load-balancer-443-from-anywhere");
     assert_eq!(deletes.len(), 1, "{:?}", plan.changes);
-    assert!(deletes[0].id.as_deref().unwrap().contains("|3306|3306|0.0.0.0/0"));
+    assert!(deletes[0]
+        .id
+        .as_deref()
+        .unwrap()
+        .contains("|3306|3306|0.0.0.0/0"));
 
     p.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
-    let groups = ec2.describe_security_groups().group_ids(&lb).group_ids(&app).send().await.unwrap();
+    let groups = ec2
+        .describe_security_groups()
+        .group_ids(&lb)
+        .group_ids(&app)
+        .send()
+        .await
+        .unwrap();
     let ports = |id: &str| -> BTreeSet<i32> {
         groups
             .security_groups()
@@ -221,7 +373,13 @@ async fn zones_and_nat_mode_change_in_place() {
     stack.spec.network.az_count = Some(1);
     let p = stack::prepare(stack.clone(), &connect).await.unwrap();
     let first = p.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
-    let vpc_id = p.status(&first, None).outputs.unwrap().network.unwrap().vpc_id;
+    let vpc_id = p
+        .status(&first, None)
+        .outputs
+        .unwrap()
+        .network
+        .unwrap()
+        .vpc_id;
 
     stack.spec.network.az_count = Some(3);
     stack.spec.network.nat_gateways = NatGateways::PerAz;
@@ -237,17 +395,62 @@ async fn zones_and_nat_mode_change_in_place() {
     assert_eq!(net.nat_public_ips.len(), 3);
 
     let ec2 = ec2(&moto.url(), "eu-west-1").await;
-    let nats = ec2.describe_nat_gateways().filter(vpc_filter(&vpc_id)).send().await.unwrap();
-    let live: Vec<_> = nats.nat_gateways().iter().filter(|n| n.state().map(|s| s.as_str()) == Some("available")).collect();
+    let nats = ec2
+        .describe_nat_gateways()
+        .filter(vpc_filter(&vpc_id))
+        .send()
+        .await
+        .unwrap();
+    let live: Vec<_> = nats
+        .nat_gateways()
+        .iter()
+        .filter(|n| n.state().map(|s| s.as_str()) == Some("available"))
+        .collect();
     assert_eq!(live.len(), 3);
     // Each private subnet now leaves through the NAT gateway of its own zone.
-    let rts = ec2.describe_route_tables().filters(vpc_filter(&vpc_id)).send().await.unwrap();
-    let subnets = ec2.describe_subnets().filters(vpc_filter(&vpc_id)).send().await.unwrap();
-    let zone = |subnet: &str| subnets.subnets().iter().find(|s| s.subnet_id() == Some(subnet)).unwrap().availability_zone().unwrap().to_owned();
+    let rts = ec2
+        .describe_route_tables()
+        .filters(vpc_filter(&vpc_id))
+        .send()
+        .await
+        .unwrap();
+    let subnets = ec2
+        .describe_subnets()
+        .filters(vpc_filter(&vpc_id))
+        .send()
+        .await
+        .unwrap();
+    let zone = |subnet: &str| {
+        subnets
+            .subnets()
+            .iter()
+            .find(|s| s.subnet_id() == Some(subnet))
+            .unwrap()
+            .availability_zone()
+            .unwrap()
+            .to_owned()
+    };
     for s in &net.private_subnet_ids {
-        let table = rts.route_tables().iter().find(|t| t.associations().iter().any(|a| a.subnet_id() == Some(s.as_str()))).unwrap();
-        let nat = table.routes().iter().find_map(|r| r.nat_gateway_id()).unwrap();
-        let nat_subnet = live.iter().find(|n| n.nat_gateway_id() == Some(nat)).unwrap().subnet_id().unwrap();
+        let table = rts
+            .route_tables()
+            .iter()
+            .find(|t| {
+                t.associations()
+                    .iter()
+                    .any(|a| a.subnet_id() == Some(s.as_str()))
+            })
+            .unwrap();
+        let nat = table
+            .routes()
+            .iter()
+            .find_map(|r| r.nat_gateway_id())
+            .unwrap();
+        let nat_subnet = live
+            .iter()
+            .find(|n| n.nat_gateway_id() == Some(nat))
+            .unwrap()
+            .subnet_id()
+            .unwrap();
         assert_eq!(zone(nat_subnet), zone(s));
     }
     assert!(p.plan().await.unwrap().is_empty());
@@ -264,13 +467,21 @@ async fn a_vpc_cidr_change_is_refused_naming_the_field_with_no_change() {
     let p = stack::prepare(stack, &connect).await.unwrap();
     let plan = p.plan().await.unwrap();
     let refused: Vec<_> = plan.refused().collect();
-    assert!(refused.iter().any(|c| c.kind.0 == "Vpc" && c.changes.iter().any(|f| f.field == "cidr")), "{refused:?}");
+    assert!(
+        refused
+            .iter()
+            .any(|c| c.kind.0 == "Vpc" && c.changes.iter().any(|f| f.field == "cidr")),
+        "{refused:?}"
+    );
     let before = api.counts();
     let err = p.apply_until_ready(TIMEOUT, &Silent).await.unwrap_err();
     assert!(matches!(err, StackError::Engine(_)));
     assert_eq!(err.reason(), "ReplacementRefused");
     let text = err.to_string();
-    assert!(text.contains("Vpc vpc") && text.contains("cidr cannot be changed in place"), "{text}");
+    assert!(
+        text.contains("Vpc vpc") && text.contains("cidr cannot be changed in place"),
+        "{text}"
+    );
     assert_eq!(api.counts().difference(&before).mutating(), vec![]);
 }
 
@@ -280,17 +491,25 @@ async fn destroy_removes_everything_the_stack_owns_and_nothing_else() {
     let (connect, _) = connect(&moto.url());
     let ec2 = ec2(&moto.url(), "eu-west-1").await;
     let pristine = census(&ec2).await;
-    let keep = stack::prepare(example("network-only.yaml", "neighbour"), &connect).await.unwrap();
+    let keep = stack::prepare(example("network-only.yaml", "neighbour"), &connect)
+        .await
+        .unwrap();
     keep.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
     let with_neighbour = census(&ec2).await;
-    let p = stack::prepare(example("network-only.yaml", "doomed"), &connect).await.unwrap();
+    let p = stack::prepare(example("network-only.yaml", "doomed"), &connect)
+        .await
+        .unwrap();
     p.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
     assert!(owned_count(&ec2, "default/doomed").await > 0);
 
     let out = p.destroy(&Silent).await.unwrap();
     assert!(out.is_complete(), "{:?}", out.failures);
     assert_eq!(owned_count(&ec2, "default/doomed").await, 0);
-    assert_eq!(census(&ec2).await, with_neighbour, "exactly the neighbour's resources remain, EIPs included");
+    assert_eq!(
+        census(&ec2).await,
+        with_neighbour,
+        "exactly the neighbour's resources remain, EIPs included"
+    );
     // Destroying again finds nothing and succeeds.
     assert!(p.destroy(&Silent).await.unwrap().deleted.is_empty());
     keep.destroy(&Silent).await.unwrap();
@@ -311,8 +530,22 @@ async fn retain_leaves_everything_and_releases_the_claim() {
     assert!(out.is_complete(), "{:?}", out.failures);
     assert!(out.deleted.is_empty());
     assert_eq!(census(&ec2).await, applied, "nothing was deleted");
-    assert_eq!(owned_count(&ec2, "default/kept").await, 0, "no resource is claimed by the stack any more");
-    let vpcs = ec2.describe_vpcs().filters(Filter::builder().name("tag:Name").values("kept-vpc").build()).send().await.unwrap();
+    assert_eq!(
+        owned_count(&ec2, "default/kept").await,
+        0,
+        "no resource is claimed by the stack any more"
+    );
+    let vpcs = ec2
+        .describe_vpcs()
+        .filters(
+            Filter::builder()
+                .name("tag:Name")
+                .values("kept-vpc")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(vpcs.vpcs().len(), 1, "the VPC stays, with its Name");
 }
 
@@ -324,7 +557,9 @@ async fn apply_converges_through_throttling_and_unavailability() {
 
     // A clean apply on a clean emulator: the reference.
     let (clean, _) = connect(&moto.url());
-    let p = stack::prepare(example("network-only.yaml", "faults"), &clean).await.unwrap();
+    let p = stack::prepare(example("network-only.yaml", "faults"), &clean)
+        .await
+        .unwrap();
     p.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
     let reference = census(&ec2).await;
     p.destroy(&Silent).await.unwrap();
@@ -333,13 +568,29 @@ async fn apply_converges_through_throttling_and_unavailability() {
     // The same apply with 20% of the calls refused.
     let proxy = FaultyProxy::start(&moto.url(), 0.2, 7);
     let (faulty, api) = connect(&proxy.url());
-    let p = stack::prepare(example("network-only.yaml", "faults"), &faulty).await.unwrap();
+    let p = stack::prepare(example("network-only.yaml", "faults"), &faulty)
+        .await
+        .unwrap();
     p.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
     let (forwarded, throttled, unavailable) = proxy.stats();
-    assert!(throttled > 0 && unavailable > 0, "faults were injected: {forwarded} {throttled} {unavailable}");
+    assert!(
+        throttled > 0 && unavailable > 0,
+        "faults were injected: {forwarded} {throttled} {unavailable}"
+    );
     let counts = api.counts();
-    let refused: u64 = counts.0["ec2"].values().flat_map(|o| o.iter().filter(|(k, _)| *k != "ok").map(|(_, n)| n)).sum();
-    assert_eq!(refused, throttled + unavailable, "every fault reached the call layer and was retried");
-    assert_eq!(census(&ec2).await, reference, "the same resources, no duplicates");
+    let refused: u64 = counts.0["ec2"]
+        .values()
+        .flat_map(|o| o.iter().filter(|(k, _)| *k != "ok").map(|(_, n)| n))
+        .sum();
+    assert_eq!(
+        refused,
+        throttled + unavailable,
+        "every fault reached the call layer and was retried"
+    );
+    assert_eq!(
+        census(&ec2).await,
+        reference,
+        "the same resources, no duplicates"
+    );
     assert!(p.plan().await.unwrap().is_empty());
 }

@@ -91,7 +91,10 @@ pub struct Connect {
 }
 
 /// Loads the AWS configuration with the SDK's own retries off: the call layer retries.
-pub async fn load_config(region: Option<&str>, connect: &Connect) -> Result<SdkConfig, ConnectError> {
+pub async fn load_config(
+    region: Option<&str>,
+    connect: &Connect,
+) -> Result<SdkConfig, ConnectError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::disabled())
         .timeout_config(

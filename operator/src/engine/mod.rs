@@ -530,6 +530,12 @@ impl<S: Send + Sync> Engine<S> {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(node.id.clone(), o.id.clone());
+                    // What this pass created is the stack's too: a later re-observation must not
+                    // take it for an orphan.
+                    pass.claimed
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert((o.kind, o.id.clone()));
                     return Ok(o);
                 }
                 Err(e) if e.is_retryable() && attempt < self.node_attempts => {

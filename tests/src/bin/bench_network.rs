@@ -23,12 +23,21 @@ fn print(title: &str, calls: &CallCounts) {
 async fn main() -> ExitCode {
     let moto = Moto::start();
     let (connect, api) = connect(&moto.url());
-    let p = stack::prepare(example("network-only.yaml", "bench"), &connect).await.expect("prepare");
+    let p = stack::prepare(example("network-only.yaml", "bench"), &connect)
+        .await
+        .expect("prepare");
     let started = Instant::now();
-    let first = p.apply_until_ready(Duration::from_secs(600), &Silent).await.expect("apply");
+    let first = p
+        .apply_until_ready(Duration::from_secs(600), &Silent)
+        .await
+        .expect("apply");
     let apply_time = started.elapsed();
     let clean = api.counts();
-    let created = first.events.iter().filter(|e| e.what == webstack::engine::EventKind::Created).count();
+    let created = first
+        .events
+        .iter()
+        .filter(|e| e.what == webstack::engine::EventKind::Created)
+        .count();
     let mutating: u64 = clean.mutating().iter().map(|(_, _, n)| n).sum();
     print("clean apply", &clean);
     let ratio = mutating as f64 / created.max(1) as f64;
@@ -36,7 +45,9 @@ async fn main() -> ExitCode {
     println!("clean apply wall time against the emulator: {apply_time:?}");
 
     let started = Instant::now();
-    p.apply_until_ready(Duration::from_secs(600), &Silent).await.expect("second apply");
+    p.apply_until_ready(Duration::from_secs(600), &Silent)
+        .await
+        .expect("second apply");
     let noop_time = started.elapsed();
     let noop = api.counts().difference(&clean);
     print("no-change reconcile", &noop);

@@ -1,22 +1,35 @@
 use super::*;
 
 fn repo_file(rel: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel)
 }
 
 /// Every file of `tests/invalid/` names, in its first line, the field its error must name.
 #[test]
 fn every_invalid_spec_is_rejected_naming_its_field() {
     let dir = repo_file("tests/invalid");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     assert!(files.len() >= 15, "at least 15 invalid specs");
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        let field = text.lines().next().unwrap().strip_prefix("# field: ").expect("a '# field:' header").to_owned();
+        let field = text
+            .lines()
+            .next()
+            .unwrap()
+            .strip_prefix("# field: ")
+            .expect("a '# field:' header")
+            .to_owned();
         let err = parse_manifest(&text).expect_err(&format!("{} must be rejected", f.display()));
         assert!(
-            err.0.iter().any(|e| e.path == field || e.path.starts_with(&format!("{field}."))),
+            err.0
+                .iter()
+                .any(|e| e.path == field || e.path.starts_with(&format!("{field}."))),
             "{}: expected an error on {field}, got: {err}",
             f.display()
         );
@@ -43,7 +56,10 @@ fn computed_subnets_are_stable_as_zones_are_added() {
     assert_eq!(three[2].to_string(), "10.0.32.0/20");
     let private = computed_cidrs(vpc, 20, 3, SubnetHalf::Private).unwrap();
     assert_eq!(private[0].to_string(), "10.0.128.0/20");
-    assert!(computed_cidrs(vpc, 17, 2, SubnetHalf::Public).is_err(), "a /17 cut holds one block per half");
+    assert!(
+        computed_cidrs(vpc, 17, 2, SubnetHalf::Public).is_err(),
+        "a /17 cut holds one block per half"
+    );
     assert!(computed_cidrs(vpc, 29, 1, SubnetHalf::Public).is_err());
 }
 
@@ -61,7 +77,14 @@ fn all_errors_are_reported_at_once() {
     let text = "apiVersion: webstack.io/v1alpha1\nkind: WebStack\nmetadata: {name: x}\nspec:\n  region: nowhere\n  network:\n    vpcCidr: banana\n    sshAllowedCidrs: [0.0.0.0/0]\n";
     let err = parse_manifest(text).unwrap_err();
     let paths: Vec<&str> = err.0.iter().map(|e| e.path.as_str()).collect();
-    assert_eq!(paths, vec!["spec.region", "spec.network.vpcCidr", "spec.network.sshAllowedCidrs[0]"]);
+    assert_eq!(
+        paths,
+        vec![
+            "spec.region",
+            "spec.network.vpcCidr",
+            "spec.network.sshAllowedCidrs[0]"
+        ]
+    );
 }
 
 #[test]
