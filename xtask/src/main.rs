@@ -16,18 +16,27 @@ use std::time::{Duration, Instant};
 type Result<T = ()> = std::result::Result<T, String>;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask/ has a parent")
+        .to_path_buf()
 }
 
 fn cache() -> PathBuf {
-    env::var_os("WEBSTACK_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        let home = env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
-        home.join(".cache/webstack")
-    })
+    env::var_os("WEBSTACK_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/tmp"));
+            home.join(".cache/webstack")
+        })
 }
 
 fn target_dir() -> PathBuf {
-    env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+    env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
 }
 
 fn run(cmd: &mut Command) -> Result {
@@ -38,7 +47,9 @@ fn run(cmd: &mut Command) -> Result {
 
 fn run_quiet(cmd: &mut Command) -> Result {
     let shown = format!("{cmd:?}");
-    let status = cmd.status().map_err(|e| format!("cannot run {shown}: {e}"))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {shown}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
@@ -56,7 +67,8 @@ fn cargo() -> Command {
 fn setup() -> Result<PathBuf> {
     let venv = cache().join("venv");
     let requirements = root().join("tests/harness/requirements.txt");
-    let wanted = std::fs::read_to_string(&requirements).map_err(|e| format!("{}: {e}", requirements.display()))?;
+    let wanted = std::fs::read_to_string(&requirements)
+        .map_err(|e| format!("{}: {e}", requirements.display()))?;
     let stamp = venv.join(".webstack-requirements");
     let moto = venv.join("bin/moto_server");
     if moto.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
@@ -66,7 +78,9 @@ fn setup() -> Result<PathBuf> {
     let python = env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     run(Command::new(&python).args(["-m", "venv"]).arg(&venv))?;
     run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--upgrade", "pip"]))?;
-    run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "-r"]).arg(&requirements))?;
+    run(Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "-r"])
+        .arg(&requirements))?;
     std::fs::write(&stamp, wanted).map_err(|e| e.to_string())?;
     Ok(moto)
 }
@@ -81,7 +95,10 @@ impl Drop for Emulator {
 }
 
 fn start_emulator(moto: &Path) -> Result<Emulator> {
-    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
     let child = Command::new(moto)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
@@ -132,14 +149,31 @@ fn demo() -> Result {
 fn test() -> Result {
     let moto = setup()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"]))?;
-    run(cargo().args(["test", "--workspace"]).env("WEBSTACK_MOTO_SERVER", &moto))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--quiet",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo()
+        .args(["test", "--workspace"])
+        .env("WEBSTACK_MOTO_SERVER", &moto))?;
     bench_with(&moto)
 }
 
 fn bench_with(moto: &Path) -> Result {
     run(cargo()
-        .args(["run", "--quiet", "--package", "webstack-tests", "--bin", "bench-network"])
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "webstack-tests",
+            "--bin",
+            "bench-network",
+        ])
         .env("WEBSTACK_MOTO_SERVER", moto))
 }
 
