@@ -43,6 +43,27 @@ enum Command {
     Status(OutputArgs),
     /// Delete everything the stack owns (or, with deletionPolicy Retain, release it).
     Destroy(OutputArgs),
+    /// Print the WebStack CustomResourceDefinition (YAML).
+    Crd,
+    /// Run the controller: reconcile every WebStack of the cluster (from the in-cluster
+    /// configuration or KUBECONFIG) with AWS credentials from the default chain.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Seconds between reconciles of a Ready stack, to correct drift (plus up to 10% jitter).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    resync_seconds: u64,
+    /// Seconds before a stack that is still converging, or failed, is tried again.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    retry_seconds: u64,
+    /// Stacks reconciled at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    concurrency: u16,
+    /// Watch only this namespace (default: all).
+    #[arg(long)]
+    namespace: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -137,6 +158,11 @@ pub async fn run(cli: Cli) -> ExitCode {
             .await
         }
         Command::Destroy(a) => with_stack(&a, |p| Box::pin(destroy(p, a.output))).await,
+        Command::Run(args) => run_controller(args).await,
+        Command::Crd => {
+            print!("{}", webstack::api::crd_yaml());
+            ExitCode::SUCCESS
+        }
     }
 }
 
@@ -310,4 +336,23 @@ async fn destroy(p: &Prepared, output: Output) -> Result<(), (String, u8)> {
             .collect();
         Err((format!("some resources remain: {}", errors.join("; ")), 1))
     }
+}
+
+async fn run_controller(args: RunArgs) -> ExitCode {
+    let client = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => return fail(format!("cannot reach the Kubernetes API: {e}"), 1),
+    };
+    let settings = webstack::controller::Settings {
+        resync: Duration::from_secs(args.resync_seconds),
+        retry: Duration::from_secs(args.retry_seconds),
+        concurrency: args.concurrency,
+        namespace: args.namespace,
+    };
+    eprintln!(
+        "webstack controller: watching WebStacks (resync {}s)",
+        args.resync_seconds
+    );
+    webstack::controller::run(client, settings, webstack::aws::Connect::default()).await;
+    ExitCode::SUCCESS
 }

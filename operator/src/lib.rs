@@ -3,5 +3,6 @@
 
 pub mod api;
 pub mod aws;
+pub mod controller;
 pub mod engine;
 pub mod stack;

@@ -136,26 +136,28 @@ pub fn desired_graph(
     Graph::new(nodes).map_err(|e| StackError::Engine(e.into()))
 }
 
-/// Validates the stack (no AWS call on failure), then connects and computes its graph.
-pub async fn prepare(stack: WebStack, connect: &Connect) -> Result<Prepared, StackError> {
-    validate::validate(&stack)?;
+/// Connects to AWS for a stack: its region, credentials, call layer and identity.
+async fn connect_scope(stack: &WebStack, connect: &Connect) -> Result<Scope, StackError> {
     let config = aws::load_config(stack.spec.region.as_deref(), connect).await?;
     let region = config.region().map(|r| r.to_string()).unwrap_or_default();
     let api = match connect.api.clone() {
         Some(a) => a,
-        None => Arc::new(AwsApi::new(
-            aws::account_key(&config).await?,
-            region.clone(),
-        )),
+        None => Arc::new(AwsApi::new(aws::account_key(&config).await?, region)),
     };
     let stack_ref = StackRef::new(
         stack.metadata.namespace.as_deref().unwrap_or("default"),
         stack.metadata.name.as_deref().unwrap_or_default(),
         stack.metadata.uid.as_deref(),
     );
-    let scope = Scope::new(stack_ref, &config, api, stack.spec.tags.clone());
+    Ok(Scope::new(stack_ref, &config, api, stack.spec.tags.clone()))
+}
+
+/// Validates the stack (no AWS call on failure), then connects and computes its graph.
+pub async fn prepare(stack: WebStack, connect: &Connect) -> Result<Prepared, StackError> {
+    validate::validate(&stack)?;
+    let scope = connect_scope(&stack, connect).await?;
     let zones = zones(&scope, &stack).await?;
-    let graph = desired_graph(&stack, &region, &zones)?;
+    let graph = desired_graph(&stack, &scope.region, &zones)?;
     Ok(Prepared {
         stack,
         scope,
@@ -163,6 +165,73 @@ pub async fn prepare(stack: WebStack, connect: &Connect) -> Result<Prepared, Sta
         zones,
         graph,
     })
+}
+
+/// Deletes (or, with `Retain`, releases) what a stack owns, found by its tags alone: for a
+/// stack whose spec is no longer valid.
+pub async fn destroy_by_tags(
+    stack: &WebStack,
+    connect: &Connect,
+) -> Result<DestroyOutcome, StackError> {
+    let scope = connect_scope(stack, connect).await?;
+    let retain = stack.spec.deletion_policy == crate::api::DeletionPolicy::Retain;
+    Ok(aws::engine()
+        .destroy(
+            &scope,
+            &scope.stack.id(),
+            None,
+            retain,
+            &crate::engine::Silent,
+        )
+        .await?)
+}
+
+/// The tiers of a spec that this version of the operator does not build yet, with the field
+/// that declares each.
+pub fn unsupported_tiers(stack: &WebStack) -> Vec<(&'static str, &'static str)> {
+    let s = &stack.spec;
+    let mut out = Vec::new();
+    let frontend = s
+        .frontend
+        .as_ref()
+        .is_some_and(|f| f.kind != crate::api::FrontendKind::None);
+    for (present, tier, field) in [
+        (frontend, "Frontend", "spec.frontend"),
+        (!s.buckets.is_empty(), "Storage", "spec.buckets"),
+        (s.backend.is_some(), "Backend", "spec.backend"),
+        (!s.repositories.is_empty(), "Registry", "spec.repositories"),
+        (
+            s.database
+                .as_ref()
+                .is_some_and(|d| d.kind == crate::api::DatabaseKind::Rds),
+            "Database",
+            "spec.database",
+        ),
+        (!s.tables.is_empty(), "Tables", "spec.tables"),
+        (s.cache.is_some(), "Cache", "spec.cache"),
+        (s.cdn.is_some(), "Cdn", "spec.cdn"),
+        (s.dns.is_some(), "Dns", "spec.dns"),
+        (
+            !s.certificates.is_empty(),
+            "Certificates",
+            "spec.certificates",
+        ),
+        (s.identity.is_some(), "Identity", "spec.identity"),
+        (!s.functions.is_empty(), "Functions", "spec.functions"),
+        (s.http_api.is_some(), "HttpApi", "spec.httpApi"),
+        (s.pipeline.is_some(), "Pipeline", "spec.pipeline"),
+        (s.monitoring.is_some(), "Monitoring", "spec.monitoring"),
+        (
+            s.encryption.customer_managed_key,
+            "Encryption",
+            "spec.encryption",
+        ),
+    ] {
+        if present {
+            out.push((tier, field));
+        }
+    }
+    out
 }
 
 impl Prepared {
@@ -271,7 +340,9 @@ pub fn status_from(
     previous: Option<&WebStackStatus>,
 ) -> WebStackStatus {
     let generation = stack.metadata.generation;
-    let ready = outcome.is_ready();
+    let unsupported = unsupported_tiers(stack);
+    let converged = outcome.is_ready();
+    let ready = converged && unsupported.is_empty();
     let tier_of = |id: &NodeId| -> &'static str {
         // Every kind built so far belongs to the network tier.
         let _ = id;
@@ -330,6 +401,18 @@ pub fn status_from(
             previous_condition(previous, &type_),
         ));
     }
+    for (tier, field) in &unsupported {
+        let type_ = format!("{tier}Ready");
+        let message = format!("{field} is declared, but this operator version does not build the {tier} tier yet; nothing was created for it");
+        conditions.push(Condition::new(
+            &type_,
+            false,
+            "NotYetSupported",
+            message,
+            generation,
+            previous_condition(previous, &type_),
+        ));
+    }
     let mut inventory: Vec<InventoryItem> = outcome
         .resources
         .iter()
@@ -344,6 +427,8 @@ pub fn status_from(
         observed_generation: generation,
         phase: Some(if ready {
             Phase::Ready
+        } else if converged {
+            Phase::Degraded
         } else if outcome.is_retryable() {
             Phase::Provisioning
         } else {
@@ -351,6 +436,7 @@ pub fn status_from(
         }),
         conditions,
         outputs: Some(Outputs {
+            url: None,
             network: Some(network::outputs(&outcome.resources, zones)),
         }),
         inventory,

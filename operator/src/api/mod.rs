@@ -1,19 +1,31 @@
 //! The `WebStack` custom resource (`webstack.io/v1alpha1`): its types and their validation,
 //! nothing else.
 
+pub mod apps;
+pub mod data;
+pub mod edge;
+pub mod monitoring;
+pub mod network;
+pub mod serverless;
 pub mod status;
 pub mod validate;
 
 use std::collections::BTreeMap;
 
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use apps::*;
+pub use data::*;
+pub use edge::*;
+pub use monitoring::*;
+pub use network::*;
+pub use serverless::*;
 pub use status::*;
 
 /// A whole AWS web-application architecture, declared as one resource.
-#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "webstack.io",
     version = "v1alpha1",
@@ -21,15 +33,38 @@ pub use status::*;
     namespaced,
     shortname = "ws",
     status = "WebStackStatus",
+    validation = Rule::new("size(self.metadata.name) <= 40").message("WebStack names are at most 40 characters, so that every AWS name derived from them fits AWS's limits").field_path(".metadata.name"),
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"URL","type":"string","jsonPath":".status.outputs.url"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new("!has(self.frontend) || self.frontend.kind != 'Tier' || (has(self.backend) && self.backend.tiers.exists(t, t.name == self.frontend.tier))").message("frontend.tier must name a tier of spec.backend.tiers").field_path(".frontend.tier"))]
+#[x_kube(validation = Rule::new("!has(self.buckets) || self.buckets.all(b, !has(b.notifications) || b.notifications.all(n, has(self.functions) && self.functions.exists(f, f.name == n.function)))").message("a bucket notification names a function that spec.functions does not define").field_path(".buckets"))]
+#[x_kube(validation = Rule::new("!has(self.functions) || self.functions.all(f, !has(f.triggers) || f.triggers.all(t, !has(t.dynamodbStream) || (has(self.tables) && self.tables.exists(x, x.name == t.dynamodbStream.table && has(x.stream)))))").message("a dynamodbStream trigger names a table of spec.tables that has a stream").field_path(".functions"))]
+#[x_kube(validation = Rule::new("!has(self.functions) || self.functions.all(f, !has(f.triggers) || f.triggers.all(t, (!has(t.httpRoute) && !has(t.authorizer)) || has(self.httpApi)))").message("httpRoute and authorizer triggers need spec.httpApi").field_path(".functions"))]
+#[x_kube(validation = Rule::new("!has(self.functions) || self.functions.all(f, !has(f.triggers) || f.triggers.all(t, !has(t.cognito) || (has(self.identity) && self.identity.kind == 'Cognito')))").message("cognito triggers need spec.identity.kind Cognito").field_path(".functions"))]
+#[x_kube(validation = Rule::new("!has(self.functions) || self.functions.all(f, self.functions.exists_one(g, g.name == f.name))").message("function names must be unique").field_path(".functions"))]
+#[x_kube(validation = Rule::new("!has(self.buckets) || self.buckets.all(b, self.buckets.exists_one(c, c.name == b.name))").message("bucket names must be unique").field_path(".buckets"))]
+#[x_kube(validation = Rule::new("!has(self.tables) || self.tables.all(t, self.tables.exists_one(u, u.name == t.name))").message("table names must be unique").field_path(".tables"))]
+#[x_kube(validation = Rule::new("!has(self.cdn) || [self.cdn.defaultOrigin].all(o, !o.startsWith('bucket/') || (has(self.buckets) && self.buckets.exists(b, 'bucket/' + b.name == o))) && (!has(self.cdn.behaviors) || self.cdn.behaviors.all(b, !b.origin.startsWith('bucket/') || (has(self.buckets) && self.buckets.exists(x, 'bucket/' + x.name == b.origin))))").message("a CDN origin bucket/<name> must name a bucket of spec.buckets").field_path(".cdn"))]
+#[x_kube(validation = Rule::new("!has(self.cdn) || [self.cdn.defaultOrigin].all(o, !o.startsWith('tier/') || (has(self.backend) && self.backend.tiers.exists(t, 'tier/' + t.name == o))) && (!has(self.cdn.behaviors) || self.cdn.behaviors.all(b, !b.origin.startsWith('tier/') || (has(self.backend) && self.backend.tiers.exists(t, 'tier/' + t.name == b.origin))))").message("a CDN origin tier/<name> must name a tier of spec.backend.tiers").field_path(".cdn"))]
+#[x_kube(validation = Rule::new("!has(self.cdn) || ((self.cdn.defaultOrigin != 'frontend' || (has(self.frontend) && self.frontend.kind != 'None')) && (self.cdn.defaultOrigin != 'http-api' || has(self.httpApi)))").message("the CDN's default origin needs a frontend (or spec.httpApi for http-api)").field_path(".cdn.defaultOrigin"))]
+#[x_kube(validation = Rule::new("!has(self.cdn) || !has(self.cdn.certificate) || (has(self.certificates) && self.certificates.exists(c, c.name == self.cdn.certificate))").message("cdn.certificate must name a certificate of spec.certificates").field_path(".cdn.certificate"))]
+#[x_kube(validation = Rule::new("!has(self.backend) || self.backend.tiers.all(t, !has(t.loadBalancer) || !has(t.loadBalancer.certificate) || (has(self.certificates) && self.certificates.exists(c, c.name == t.loadBalancer.certificate)))").message("a load balancer's certificate must name a certificate of spec.certificates").field_path(".backend.tiers"))]
+#[x_kube(validation = Rule::new("!has(self.dns) || !has(self.dns.records) || self.dns.records.all(r, (r.target != 'cdn' || has(self.cdn)) && (r.target != 'http-api' || has(self.httpApi)) && (!r.target.startsWith('tier/') || (has(self.backend) && self.backend.tiers.exists(t, 'tier/' + t.name == r.target))))").message("a DNS record's target (cdn, http-api or tier/<name>) must exist in the spec").field_path(".dns.records"))]
+#[x_kube(validation = Rule::new("!has(self.pipeline) || ((has(self.repositories) && self.repositories.exists(r, r.name == self.pipeline.repository)) && (has(self.backend) && self.backend.tiers.exists(t, t.name == self.pipeline.tier)))").message("pipeline.repository and pipeline.tier must name a repository and a tier of the spec").field_path(".pipeline"))]
+#[x_kube(validation = Rule::new("!has(self.database) || self.database.kind != 'Rds' || !has(self.network.securityGroups) || !has(self.network.securityGroups.databasePort) || self.network.securityGroups.databasePort == (self.database.rds.engine == 'Postgres' ? 5432 : 3306)").message("network.securityGroups.databasePort disagrees with the database engine's port; leave it unset").field_path(".network.securityGroups.databasePort"))]
+#[x_kube(validation = Rule::new("!has(self.database) || self.database.kind != 'Rds' || size(self.network.availabilityZones) >= 2 || !has(self.network.azCount) || self.network.azCount >= 2").message("an RDS database needs subnets in at least two availability zones").field_path(".network.azCount"))]
+#[x_kube(validation = Rule::new("!has(self.backend) || self.backend.tiers.all(t, !has(t.ec2) || !t.ec2.elasticIp || t.subnets == 'Public')").message("an instance with an Elastic IP must run in the public subnets").field_path(".backend.tiers"))]
+#[x_kube(validation = Rule::new("!has(self.backend) || self.backend.tiers.all(t, t.subnets != 'Private' || t.runtime == 'InCluster' || has(self.network.privateSubnets))").message("a tier in private subnets needs network.privateSubnets").field_path(".backend.tiers"))]
 pub struct WebStackSpec {
     /// AWS region the stack lives in, such as `eu-west-1`. When omitted, the region of the
-    /// operator's AWS configuration (`AWS_REGION`) is used.
+    /// operator's AWS configuration (`AWS_REGION`) is used. Cannot be changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("the region cannot be changed; create a new stack"))]
+    #[schemars(length(max = 32))]
     pub region: Option<String>,
 
     /// Tags added to every AWS resource of the stack, beside the ownership tags
@@ -38,12 +73,91 @@ pub struct WebStackSpec {
     pub tags: BTreeMap<String, String>,
 
     /// What happens to the AWS resources when the stack is deleted: `Delete` removes them,
-    /// `Retain` leaves them in place and removes only the stack's ownership tag.
+    /// `Retain` leaves them in place and removes only the stack's ownership tags.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
 
+    /// Encryption keys of the stack's data (buckets, database, secrets).
+    #[serde(default)]
+    pub encryption: EncryptionSpec,
+
     /// The network tier: VPC, subnets, gateways, routes, endpoints and security groups.
     pub network: NetworkSpec,
+
+    /// The frontend: a static site on S3, a backend tier, or a Deployment in this cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontend: Option<FrontendSpec>,
+
+    /// Data buckets beside the frontend, such as user uploads and processed assets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub buckets: Vec<BucketSpec>,
+
+    /// The backend tiers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<BackendSpec>,
+
+    /// Private container registries (ECR) for the stack's images.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub repositories: Vec<RepositorySpec>,
+
+    /// The relational database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseSpec>,
+
+    /// DynamoDB tables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub tables: Vec<TableSpec>,
+
+    /// The cache (ElastiCache).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSpec>,
+
+    /// The CDN (CloudFront).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cdn: Option<CdnSpec>,
+
+    /// DNS (Route 53).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsSpec>,
+
+    /// TLS certificates (ACM), validated through DNS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub certificates: Vec<CertificateSpec>,
+
+    /// How users sign in: a generated JWT secret or Cognito.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentitySpec>,
+
+    /// Lambda functions and what triggers them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub functions: Vec<FunctionSpec>,
+
+    /// An HTTP API (API Gateway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_api: Option<HttpApiSpec>,
+
+    /// A build pipeline (CodePipeline and CodeBuild).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<PipelineSpec>,
+
+    /// Logs and alarms (CloudWatch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringSpec>,
+}
+
+/// Encryption keys of the stack.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EncryptionSpec {
+    /// Create a customer-managed KMS key for the stack (with yearly rotation) instead of
+    /// the AWS-managed keys. Defaults to false.
+    #[serde(default)]
+    pub customer_managed_key: bool,
 }
 
 /// What happens to AWS resources when their stack is deleted.
@@ -56,163 +170,6 @@ pub enum DeletionPolicy {
     Retain,
 }
 
-/// The network tier.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct NetworkSpec {
-    /// IPv4 range of the VPC in CIDR notation, from /16 to /24, such as `10.0.0.0/16`.
-    /// Cannot be changed once the VPC exists.
-    pub vpc_cidr: String,
-
-    /// How many availability zones to spread the subnets over, taken in the order the region
-    /// lists them. Defaults to 2. Leave unset when `availabilityZones` is given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub az_count: Option<u8>,
-
-    /// Explicit availability zones, such as `[eu-north-1a, eu-north-1b]`. Overrides `azCount`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub availability_zones: Vec<String>,
-
-    /// Public subnets, one per availability zone, routed to the internet gateway. Their CIDRs
-    /// are computed from the VPC CIDR unless listed.
-    #[serde(default)]
-    pub public_subnets: SubnetSet,
-
-    /// Private subnets, one per availability zone, with no route from the internet. Omit for
-    /// a stack with public subnets only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub private_subnets: Option<SubnetSet>,
-
-    /// NAT gateways that give the private subnets outbound internet access: `None` (the
-    /// default, no cost), `Single` (one, in the first zone) or `PerAz` (one per zone, so that
-    /// a zone outage does not cut the others off).
-    #[serde(default)]
-    pub nat_gateways: NatGateways,
-
-    /// VPC endpoints, so that private subnets reach AWS services without a NAT gateway.
-    #[serde(default)]
-    pub endpoints: Endpoints,
-
-    /// CIDRs allowed to reach the application instances by SSH (port 22). Empty: no SSH.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ssh_allowed_cidrs: Vec<String>,
-
-    /// The least-privilege security-group chain: load balancer -> app -> database and cache.
-    #[serde(default)]
-    pub security_groups: SecurityGroups,
-}
-
-/// A set of subnets, one per availability zone.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SubnetSet {
-    /// One CIDR per availability zone, in zone order, each inside the VPC CIDR. When empty,
-    /// CIDRs are computed: the VPC range is cut into blocks of `prefixLength`; public subnets
-    /// take the blocks from the start, private ones from the middle, so adding a zone never
-    /// moves an existing subnet.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub cidrs: Vec<String>,
-
-    /// Prefix length of computed subnets (16 to 28). Defaults to the VPC's prefix plus 4
-    /// (a /16 VPC gets /20 subnets), and at most 28.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prefix_length: Option<u8>,
-}
-
-/// How many NAT gateways the private subnets use.
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
-pub enum NatGateways {
-    /// No NAT gateway: private subnets have no route to the internet.
-    #[default]
-    None,
-    /// One NAT gateway in the first zone's public subnet, shared by every private subnet.
-    Single,
-    /// One NAT gateway per zone; each private subnet uses the one in its zone.
-    PerAz,
-}
-
-/// VPC endpoints of the stack.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Endpoints {
-    /// A gateway endpoint for S3 on every route table (free of charge).
-    #[serde(default)]
-    pub s3: bool,
-
-    /// Interface endpoints, placed in the private subnets (the public ones when there are no
-    /// private subnets), with private DNS, reachable on 443 from inside the VPC.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub interface: Vec<InterfaceEndpoint>,
-}
-
-/// An AWS service reachable through an interface endpoint.
-#[derive(
-    Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
-)]
-pub enum InterfaceEndpoint {
-    /// ECR: both `ecr.api` and `ecr.dkr`, as pulling an image needs both.
-    Ecr,
-    /// AWS KMS.
-    Kms,
-    /// AWS Secrets Manager.
-    SecretsManager,
-    /// CloudWatch Logs.
-    Logs,
-}
-
-impl InterfaceEndpoint {
-    /// The service names' suffixes (after `com.amazonaws.<region>.`) and the roles they get.
-    pub fn services(self) -> &'static [(&'static str, &'static str)] {
-        match self {
-            InterfaceEndpoint::Ecr => &[("ecr.api", "ecr-api"), ("ecr.dkr", "ecr-dkr")],
-            InterfaceEndpoint::Kms => &[("kms", "kms")],
-            InterfaceEndpoint::SecretsManager => &[("secretsmanager", "secretsmanager")],
-            InterfaceEndpoint::Logs => &[("logs", "logs")],
-        }
-    }
-}
-
-/// Ports of the security-group chain. Groups for the database and the cache exist only when
-/// their port is set.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SecurityGroups {
-    /// Ports the load balancer accepts from anywhere. Defaults to 80 and 443.
-    #[serde(default = "default_lb_ports")]
-    pub load_balancer_ports: Vec<u16>,
-
-    /// The port the application listens on; reachable only from the load balancer's group.
-    #[serde(default = "default_app_port")]
-    pub app_port: u16,
-
-    /// The database port (3306 for MySQL, 5432 for PostgreSQL); reachable only from the app's group.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub database_port: Option<u16>,
-
-    /// The cache port (6379 for Redis and Valkey); reachable only from the app's group.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_port: Option<u16>,
-}
-
-fn default_lb_ports() -> Vec<u16> {
-    vec![80, 443]
-}
-
-fn default_app_port() -> u16 {
-    8080
-}
-
-impl Default for SecurityGroups {
-    fn default() -> Self {
-        SecurityGroups {
-            load_balancer_ports: default_lb_ports(),
-            app_port: default_app_port(),
-            database_port: None,
-            cache_port: None,
-        }
-    }
-}
-
 impl WebStack {
     /// `<namespace>/<name>`: the value of the `webstack.io/stack` tag.
     pub fn stack_id(&self) -> String {
@@ -222,4 +179,11 @@ impl WebStack {
             self.metadata.name.as_deref().unwrap_or_default()
         )
     }
+}
+
+/// The CustomResourceDefinition as YAML, as `crds/webstack.yaml` holds it.
+pub fn crd_yaml() -> String {
+    use kube::CustomResourceExt;
+    let yaml = serde_yaml::to_string(&WebStack::crd()).expect("the CRD serializes");
+    format!("# Generated by `webstack crd`; do not edit.\n{yaml}")
 }

@@ -11,7 +11,7 @@ pub struct WebStackStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
-    /// A one-word summary: Pending, Provisioning, Ready, Failed or Deleting.
+    /// A one-word summary: Pending, Provisioning, Ready, Degraded, Failed or Deleting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
 
@@ -34,6 +34,9 @@ pub enum Phase {
     Pending,
     Provisioning,
     Ready,
+    /// What the operator can build is in place; some declared tiers are not built (see the
+    /// conditions).
+    Degraded,
     Failed,
     Deleting,
 }
@@ -62,6 +65,9 @@ pub struct Condition {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Outputs {
+    /// Where users reach the stack: the CDN or DNS name, or a load balancer's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkOutputs>,
 }
