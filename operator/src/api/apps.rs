@@ -158,7 +158,7 @@ pub struct BucketSpec {
 pub struct BucketNotification {
     /// The function of `spec.functions` to call.
     #[schemars(length(max = 32))]
-    pub function: String,
+    pub function_name: String,
     /// S3 event types, such as `s3:ObjectCreated:*` (the default).
     #[serde(default = "object_created")]
     #[schemars(length(max = 8))]

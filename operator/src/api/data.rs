@@ -151,7 +151,7 @@ pub struct SecretKeyRef {
 /// A DynamoDB table.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new("self.indexes.all(i, self.indexes.exists_one(j, j.name == i.name))").message("index names must be unique").field_path(".indexes"))]
+#[x_kube(validation = Rule::new("!has(self.indexes) || self.indexes.all(i, self.indexes.exists_one(j, j.name == i.name))").message("index names must be unique").field_path(".indexes"))]
 pub struct TableSpec {
     /// The table's name within the stack, such as `profiles`.
     #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9_.-]{1,64}$')").message("table names are 1 to 64 letters, digits, '_', '.' and '-'"))]

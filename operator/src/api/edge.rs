@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// A CloudFront distribution in front of the stack.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new("self.behaviors.all(b, self.behaviors.exists_one(c, c.pathPattern == b.pathPattern))").message("each path pattern may appear once").field_path(".behaviors"))]
+#[x_kube(validation = Rule::new("!has(self.behaviors) || self.behaviors.all(b, self.behaviors.exists_one(c, c.pathPattern == b.pathPattern))").message("each path pattern may appear once").field_path(".behaviors"))]
 pub struct CdnSpec {
     /// Where requests go that no behavior matches: an origin reference (see `behaviors`).
     /// Defaults to `frontend`.

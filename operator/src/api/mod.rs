@@ -41,7 +41,7 @@ pub use status::*;
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(validation = Rule::new("!has(self.frontend) || self.frontend.kind != 'Tier' || (has(self.backend) && self.backend.tiers.exists(t, t.name == self.frontend.tier))").message("frontend.tier must name a tier of spec.backend.tiers").field_path(".frontend.tier"))]
-#[x_kube(validation = Rule::new("!has(self.buckets) || self.buckets.all(b, !has(b.notifications) || b.notifications.all(n, has(self.functions) && self.functions.exists(f, f.name == n.function)))").message("a bucket notification names a function that spec.functions does not define").field_path(".buckets"))]
+#[x_kube(validation = Rule::new("!has(self.buckets) || self.buckets.all(b, !has(b.notifications) || b.notifications.all(n, has(self.functions) && self.functions.exists(f, f.name == n.functionName)))").message("a bucket notification names a function that spec.functions does not define").field_path(".buckets"))]
 #[x_kube(validation = Rule::new("!has(self.functions) || self.functions.all(f, !has(f.triggers) || f.triggers.all(t, !has(t.dynamodbStream) || (has(self.tables) && self.tables.exists(x, x.name == t.dynamodbStream.table && has(x.stream)))))").message("a dynamodbStream trigger names a table of spec.tables that has a stream").field_path(".functions"))]
 #[x_kube(validation = Rule::new("!has(self.functions) || self.functions.all(f, !has(f.triggers) || f.triggers.all(t, (!has(t.httpRoute) && !has(t.authorizer)) || has(self.httpApi)))").message("httpRoute and authorizer triggers need spec.httpApi").field_path(".functions"))]
 #[x_kube(validation = Rule::new("!has(self.functions) || self.functions.all(f, !has(f.triggers) || f.triggers.all(t, !has(t.cognito) || (has(self.identity) && self.identity.kind == 'Cognito')))").message("cognito triggers need spec.identity.kind Cognito").field_path(".functions"))]
@@ -59,6 +59,12 @@ pub use status::*;
 #[x_kube(validation = Rule::new("!has(self.database) || self.database.kind != 'Rds' || size(self.network.availabilityZones) >= 2 || !has(self.network.azCount) || self.network.azCount >= 2").message("an RDS database needs subnets in at least two availability zones").field_path(".network.azCount"))]
 #[x_kube(validation = Rule::new("!has(self.backend) || self.backend.tiers.all(t, !has(t.ec2) || !t.ec2.elasticIp || t.subnets == 'Public')").message("an instance with an Elastic IP must run in the public subnets").field_path(".backend.tiers"))]
 #[x_kube(validation = Rule::new("!has(self.backend) || self.backend.tiers.all(t, t.subnets != 'Private' || t.runtime == 'InCluster' || has(self.network.privateSubnets))").message("a tier in private subnets needs network.privateSubnets").field_path(".backend.tiers"))]
+#[x_kube(validation = Rule::new("!has(self.monitoring) || !has(self.monitoring.alarms) || self.monitoring.alarms.all(a, !(a.metric in ['LoadBalancer5xx', 'ResponseTime', 'RequestCount', 'Cpu', 'Memory']) || (has(a.target) && has(self.backend) && self.backend.tiers.exists(t, t.name == a.target)))").message("an alarm on a tier metric names a tier of spec.backend.tiers in target").field_path(".monitoring.alarms"))]
+#[x_kube(validation = Rule::new("!has(self.monitoring) || !has(self.monitoring.alarms) || self.monitoring.alarms.all(a, a.metric != 'FunctionErrors' || (has(a.target) && has(self.functions) && self.functions.exists(f, f.name == a.target)))").message("a FunctionErrors alarm names a function of spec.functions in target").field_path(".monitoring.alarms"))]
+#[x_kube(validation = Rule::new("!has(self.monitoring) || !has(self.monitoring.alarms) || self.monitoring.alarms.all(a, (!(a.metric in ['DatabaseCpu', 'DatabaseFreeStorage']) || (has(self.database) && self.database.kind == 'Rds')) && (a.metric != 'CacheCpu' || has(self.cache)) && (a.metric != 'Cdn5xxRate' || has(self.cdn)))").message("an alarm measures a database, cache or CDN that the spec does not declare").field_path(".monitoring.alarms"))]
+#[x_kube(validation = Rule::new("!has(self.httpApi) || !has(self.httpApi.tierRoutes) || self.httpApi.tierRoutes.all(r, has(self.backend) && self.backend.tiers.exists(t, t.name == r.tier))").message("an HTTP API tier route names a tier of spec.backend.tiers").field_path(".httpApi.tierRoutes"))]
+#[x_kube(validation = Rule::new("!has(self.httpApi) || !has(self.httpApi.authorization) || self.httpApi.authorization != 'Function' || (has(self.functions) && self.functions.exists_one(f, has(f.triggers) && f.triggers.exists(t, has(t.authorizer) && t.authorizer)))").message("authorization Function needs exactly one function with an authorizer trigger").field_path(".httpApi.authorization"))]
+#[x_kube(validation = Rule::new("!has(self.httpApi) || !has(self.httpApi.authorization) || self.httpApi.authorization != 'Cognito' || (has(self.identity) && self.identity.kind == 'Cognito')").message("authorization Cognito needs spec.identity.kind Cognito").field_path(".httpApi.authorization"))]
 pub struct WebStackSpec {
     /// AWS region the stack lives in, such as `eu-west-1`. When omitted, the region of the
     /// operator's AWS configuration (`AWS_REGION`) is used. Cannot be changed.
@@ -187,3 +193,6 @@ pub fn crd_yaml() -> String {
     let yaml = serde_yaml::to_string(&WebStack::crd()).expect("the CRD serializes");
     format!("# Generated by `webstack crd`; do not edit.\n{yaml}")
 }
+
+#[cfg(test)]
+mod crd_tests;

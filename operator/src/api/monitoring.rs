@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 /// Log groups and alarms.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new("size(self.alarms) <= self.maxAlarms").message("more alarms than maxAlarms allows").field_path(".alarms"))]
-#[x_kube(validation = Rule::new("self.alarms.all(a, self.alarms.exists_one(b, b.name == a.name))").message("alarm names must be unique").field_path(".alarms"))]
+#[x_kube(validation = Rule::new("!has(self.alarms) || size(self.alarms) <= self.maxAlarms").message("more alarms than maxAlarms allows").field_path(".alarms"))]
+#[x_kube(validation = Rule::new("!has(self.alarms) || self.alarms.all(a, self.alarms.exists_one(b, b.name == a.name))").message("alarm names must be unique").field_path(".alarms"))]
 pub struct MonitoringSpec {
     /// Days CloudWatch keeps the stack's logs: one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150,
     /// 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653. Defaults to 30.
