@@ -2,6 +2,8 @@
 //! a fault-injecting proxy in front of it, EC2 clients to check what the emulator holds, and
 //! the `webstack` binary.
 
+pub mod kube;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

