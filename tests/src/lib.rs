@@ -2,7 +2,7 @@
 //! a fault-injecting proxy in front of it, EC2 clients to check what the emulator holds, and
 //! the `webstack` binary.
 
-pub mod kube;
+pub mod apiserver;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -412,4 +412,30 @@ pub async fn owned_count(ec2: &aws_sdk_ec2::Client, stack: &str) -> usize {
         .security_groups()
         .len();
     n
+}
+
+/// A loopback listener standing in for AWS that only counts the connections made to it.
+pub struct Tripwire {
+    pub port: u16,
+    pub hits: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Tripwire {
+    pub fn start() -> Tripwire {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = hits.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(conn);
+            }
+        });
+        Tripwire { port, hits }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
 }

@@ -1,38 +1,10 @@
 //! The `webstack` command line: bad input gets a one-line error naming the field, a non-zero
 //! exit and no AWS call; a good file applies, plans, shows status and destroys.
 
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use webstack_tests::*;
-
-/// A loopback listener standing in for AWS that only counts the connections made to it.
-struct Tripwire {
-    port: u16,
-    hits: Arc<AtomicUsize>,
-}
-
-impl Tripwire {
-    fn start() -> Tripwire {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let hits = Arc::new(AtomicUsize::new(0));
-        let counter = hits.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                counter.fetch_add(1, Ordering::SeqCst);
-                drop(conn);
-            }
-        });
-        Tripwire { port, hits }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
 
 #[test]
 fn invalid_specs_are_refused_by_every_command_without_any_aws_call() {

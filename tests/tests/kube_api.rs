@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use kube::api::{Api, PostParams};
 use webstack::api::WebStack;
-use webstack_tests::kube::*;
+use webstack_tests::apiserver::*;
 use webstack_tests::repo_root;
 
 /// Specs whose rule the operator checks but a CRD cannot express, with the reason.

@@ -1,0 +1,387 @@
+//! The controller end to end: a real kube-apiserver, the AWS emulator, and the controller
+//! (in-process, or as the `webstack run` process where it is killed).
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Event as KubeEvent;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use webstack::api::WebStack;
+use webstack::aws::client::{CRASH_AFTER_MUTATIONS_ENV, CRASH_EXIT_CODE};
+use webstack::controller::{self, Settings};
+use webstack_tests::apiserver::*;
+use webstack_tests::*;
+
+fn settings() -> Settings {
+    Settings {
+        resync: Duration::from_secs(300),
+        retry: Duration::from_secs(1),
+        concurrency: 4,
+        namespace: None,
+    }
+}
+
+fn manifest(file: &str) -> WebStack {
+    let text = std::fs::read_to_string(repo_root().join(file)).unwrap();
+    serde_yaml::from_str(&text).unwrap()
+}
+
+/// Polls until `done` holds for the named stack, or fails after `limit`.
+async fn wait_for(
+    api: &Api<WebStack>,
+    name: &str,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&WebStack) -> bool,
+) -> WebStack {
+    let deadline = Instant::now() + limit;
+    loop {
+        let last = api.get_opt(name).await.unwrap();
+        if let Some(ws) = &last {
+            if done(ws) {
+                return ws.clone();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: timed out waiting for {what}; last: {:?}",
+            last.and_then(|w| w.status)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn ready(ws: &WebStack) -> bool {
+    let s = ws.status.as_ref();
+    s.and_then(|s| s.observed_generation) == ws.metadata.generation
+        && s.is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webstack_reaches_ready_updates_in_place_and_is_deleted_with_its_resources() {
+    let moto = Moto::start();
+    let server = ApiServer::start(NEWEST);
+    install_crd(&server, &std::fs::read_to_string(crd_file()).unwrap());
+    let client = server.client().await;
+    let (connect, _) = connect(&moto.url());
+    let run = tokio::spawn(controller::run(client.clone(), settings(), connect));
+    let api: Api<WebStack> = Api::namespaced(client.clone(), "default");
+    let ec2 = ec2(&moto.url(), "eu-west-1").await;
+
+    api.create(
+        &PostParams::default(),
+        &manifest("examples/network-only.yaml"),
+    )
+    .await
+    .unwrap();
+    let ws = wait_for(
+        &api,
+        "network-only",
+        Duration::from_secs(120),
+        "Ready",
+        ready,
+    )
+    .await;
+    let status = ws.status.clone().unwrap();
+    assert_eq!(status.phase, Some(webstack::api::Phase::Ready));
+    assert!(ws
+        .metadata
+        .finalizers
+        .as_ref()
+        .unwrap()
+        .contains(&controller::FINALIZER.to_string()));
+    let net = status.outputs.unwrap().network.unwrap();
+    assert_eq!(status.inventory.len(), 31);
+    // The outputs and the inventory are what AWS holds.
+    let vpcs = ec2
+        .describe_vpcs()
+        .vpc_ids(&net.vpc_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(vpcs.vpcs()[0].cidr_block(), Some("10.0.0.0/16"));
+    let owner = vpcs.vpcs()[0]
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some("webstack.io/stack"))
+        .and_then(|t| t.value())
+        .unwrap()
+        .to_owned();
+    assert_eq!(owner, "default/network-only");
+    let subnet_ids: Vec<&str> = status
+        .inventory
+        .iter()
+        .filter(|i| i.kind == "Subnet")
+        .map(|i| i.id.as_str())
+        .collect();
+    let subnets = ec2
+        .describe_subnets()
+        .set_subnet_ids(Some(subnet_ids.iter().map(|s| s.to_string()).collect()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subnets.subnets().len(), 4);
+    let ready_condition = ws
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap()
+        .clone();
+
+    // Events tell what was created.
+    let events: Api<KubeEvent> = Api::namespaced(client.clone(), "default");
+    let list = events
+        .list(&ListParams::default().fields("involvedObject.name=network-only"))
+        .await
+        .unwrap();
+    let created = list
+        .items
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("Created"))
+        .count();
+    assert!(
+        created >= 1,
+        "Created events: {:?}",
+        list.items
+            .iter()
+            .map(|e| (&e.reason, &e.message))
+            .collect::<Vec<_>>()
+    );
+
+    // NAT single -> per zone converges in place.
+    let patch = json!({"spec": {"network": {"natGateways": "PerAz"}}});
+    api.patch(
+        "network-only",
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .unwrap();
+    let ws = wait_for(
+        &api,
+        "network-only",
+        Duration::from_secs(120),
+        "Ready after the change",
+        ready,
+    )
+    .await;
+    let after = ws.status.clone().unwrap();
+    assert_eq!(
+        after.outputs.unwrap().network.unwrap().vpc_id,
+        net.vpc_id,
+        "the VPC was kept"
+    );
+    let nats = ec2
+        .describe_nat_gateways()
+        .filter(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("vpc-id")
+                .values(&net.vpc_id)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let live = nats
+        .nat_gateways()
+        .iter()
+        .filter(|n| n.state().map(|s| s.as_str()) == Some("available"))
+        .count();
+    assert_eq!(live, 2);
+    // Ready stayed True through the change: its transition time did not move.
+    let ready_after = after
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        ready_after.last_transition_time,
+        ready_condition.last_transition_time
+    );
+
+    // Deleting the object deletes the stack's AWS resources, then the object.
+    api.delete("network-only", &DeleteParams::default())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while api.get_opt("network-only").await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the object was not deleted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(owned_count(&ec2, "default/network-only").await, 0);
+    run.abort();
+}
+
+/// Files of the invalid corpus that a cluster without CEL still refuses (schema bounds,
+/// enums, unknown fields, names) never reach the controller; the rest must be caught by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_specs_that_reach_the_controller_get_ready_false_naming_the_field_and_no_aws_call()
+{
+    let tripwire = Tripwire::start();
+    let server = ApiServer::start(NEWEST);
+    install_crd(&server, &crd_without_cel());
+    let client = server.client().await;
+    let (connect, _) = connect(&tripwire.url());
+    let run = tokio::spawn(controller::run(client.clone(), settings(), connect));
+    let mut files: Vec<_> = std::fs::read_dir(repo_root().join("tests/invalid"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut admitted = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let text = std::fs::read_to_string(file).unwrap();
+        let field = text
+            .lines()
+            .next()
+            .unwrap()
+            .trim_start_matches("# field: ")
+            .to_owned();
+        let namespace = format!("invalid-{i}");
+        server.kubectl(&["create", "namespace", &namespace], None);
+        // Each sample in a namespace of its own, so that all can exist at once.
+        let text = text.replace("  namespace: default\n", "");
+        let out = server.kubectl(&["apply", "-n", &namespace, "-f", "-"], Some(&text));
+        if out.status.success() {
+            admitted.push((namespace, field, file.clone()));
+        }
+    }
+    assert!(
+        admitted.len() >= 25,
+        "only {} invalid specs got past a CEL-less server",
+        admitted.len()
+    );
+    for (namespace, field, file) in &admitted {
+        let api: Api<WebStack> = Api::namespaced(client.clone(), namespace);
+        let name = api.list(&ListParams::default()).await.unwrap().items[0]
+            .metadata
+            .name
+            .clone()
+            .unwrap();
+        let ws = wait_for(&api, &name, Duration::from_secs(60), "Ready=False", |ws| {
+            ws.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "False")
+            })
+        })
+        .await;
+        let status = ws.status.unwrap();
+        let ready = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(ready.reason, "InvalidSpec", "{}", file.display());
+        assert!(
+            ready.message.contains(field.as_str()),
+            "{}: expected {field} in {:?}",
+            file.display(),
+            ready.message
+        );
+        assert_eq!(status.phase, Some(webstack::api::Phase::Failed));
+    }
+    assert_eq!(
+        tripwire.hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no AWS call was made"
+    );
+    run.abort();
+}
+
+/// The controller process is killed right after a mutating AWS call; a new one converges to
+/// exactly what a clean apply makes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_killed_mid_reconcile_converges_without_duplicates() {
+    let moto = Moto::start();
+    let ec2 = ec2(&moto.url(), "eu-west-1").await;
+    let pristine = census(&ec2).await;
+    let clean = run_cli(
+        &moto.url(),
+        &["apply", "-f", "examples/network-only.yaml"],
+        &[],
+    );
+    assert!(clean.status.success());
+    let reference = census(&ec2).await;
+    assert!(run_cli(
+        &moto.url(),
+        &["destroy", "-f", "examples/network-only.yaml"],
+        &[]
+    )
+    .status
+    .success());
+    assert_eq!(census(&ec2).await, pristine);
+
+    let server = ApiServer::start(NEWEST);
+    install_crd(&server, &std::fs::read_to_string(crd_file()).unwrap());
+    let client = server.client().await;
+    let api: Api<WebStack> = Api::namespaced(client.clone(), "default");
+    api.create(
+        &PostParams::default(),
+        &manifest("examples/network-only.yaml"),
+    )
+    .await
+    .unwrap();
+    let kubeconfig = server.kubeconfig();
+    let controller = |crash: Option<&str>| {
+        let mut cmd = std::process::Command::new(webstack_bin());
+        cmd.args(["run", "--retry-seconds", "1"])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("AWS_ENDPOINT_URL", moto.url())
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_REGION", "eu-west-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(k) = crash {
+            cmd.env(CRASH_AFTER_MUTATIONS_ENV, k);
+        }
+        cmd.spawn().expect("start webstack run")
+    };
+    // Requests in flight when the process stops may still take effect, so a second run has
+    // fewer creates left than a clean apply: stop it early too.
+    for k in ["7", "3"] {
+        let mut run = controller(Some(k));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            if let Some(status) = run.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = run.kill();
+                panic!("the controller did not stop after mutating call {k}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(
+            status.code(),
+            Some(CRASH_EXIT_CODE),
+            "the controller stopped after mutating call {k}"
+        );
+    }
+    let mut second = controller(None);
+    let ws = wait_for(
+        &api,
+        "network-only",
+        Duration::from_secs(120),
+        "Ready after the restart",
+        ready,
+    )
+    .await;
+    assert_eq!(ws.status.unwrap().inventory.len(), 31);
+    assert_eq!(
+        census(&ec2).await,
+        reference,
+        "no duplicate and no leak after the crashes"
+    );
+    let _ = second.kill();
+    let _ = second.wait();
+}
