@@ -156,6 +156,20 @@ async fn connect_scope(stack: &WebStack, connect: &Connect) -> Result<Scope, Sta
 pub async fn prepare(stack: WebStack, connect: &Connect) -> Result<Prepared, StackError> {
     validate::validate(&stack)?;
     let scope = connect_scope(&stack, connect).await?;
+    // The region cannot change (the CRD says so too, where the cluster enforces it): the
+    // resources would be left behind in the old one.
+    if let Some(old) = stack.status.as_ref().and_then(|s| s.region.as_deref()) {
+        if old != scope.region {
+            return Err(ValidationErrors::single(
+                "spec.region",
+                format!(
+                    "the stack lives in {old}; it cannot move to {} (create a new stack instead)",
+                    scope.region
+                ),
+            )
+            .into());
+        }
+    }
     let zones = zones(&scope, &stack).await?;
     let graph = desired_graph(&stack, &scope.region, &zones)?;
     Ok(Prepared {
@@ -308,7 +322,13 @@ impl Prepared {
         outcome: &ApplyOutcome,
         previous: Option<&WebStackStatus>,
     ) -> WebStackStatus {
-        status_from(&self.stack, &self.zones, outcome, previous)
+        status_from(
+            &self.stack,
+            &self.scope.region,
+            &self.zones,
+            outcome,
+            previous,
+        )
     }
 }
 
@@ -335,6 +355,7 @@ fn previous_condition<'a>(
 /// Builds the status: phase, `Ready` and per-tier conditions, outputs and inventory.
 pub fn status_from(
     stack: &WebStack,
+    region: &str,
     zones: &[String],
     outcome: &ApplyOutcome,
     previous: Option<&WebStackStatus>,
@@ -425,6 +446,7 @@ pub fn status_from(
     inventory.sort();
     WebStackStatus {
         observed_generation: generation,
+        region: Some(region.to_owned()),
         phase: Some(if ready {
             Phase::Ready
         } else if converged {

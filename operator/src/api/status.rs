@@ -11,6 +11,11 @@ pub struct WebStackStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
+    /// The AWS region the stack's resources live in, recorded at the first reconcile; the
+    /// operator refuses a spec that moves the stack to another region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+
     /// A one-word summary: Pending, Provisioning, Ready, Degraded, Failed or Deleting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
