@@ -594,3 +594,26 @@ async fn apply_converges_through_throttling_and_unavailability() {
     );
     assert!(p.plan().await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_change_is_refused_before_any_aws_call() {
+    let tripwire = Tripwire::start();
+    let (connect, api) = connect(&tripwire.url());
+    let mut stack = example("network-only.yaml", "moved");
+    stack.status = Some(webstack::api::WebStackStatus {
+        region: Some("eu-central-1".into()),
+        ..Default::default()
+    });
+    let err = stack::prepare(stack, &connect)
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(err.reason(), "InvalidSpec");
+    assert!(
+        err.to_string()
+            .contains("spec.region: the stack lives in eu-central-1"),
+        "{err}"
+    );
+    assert_eq!(api.counts().total(), 0);
+    assert_eq!(tripwire.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
