@@ -54,13 +54,27 @@ pub trait Handler<S>: Send + Sync {
     async fn create(&self, scope: &S, node: &Resolved) -> Result<Observed, AwsError>;
 
     /// Brings an existing resource to the desired properties; `changes` lists only mutable ones.
+    /// Kinds without mutable properties are never updated.
     async fn update(
         &self,
-        scope: &S,
+        _scope: &S,
         node: &Resolved,
-        current: &Observed,
+        _current: &Observed,
         changes: &[FieldChange],
-    ) -> Result<(), AwsError>;
+    ) -> Result<(), AwsError> {
+        let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+        Err(AwsError::new(
+            "engine",
+            "Update",
+            "NotUpdatable",
+            format!(
+                "{} cannot be changed in place ({})",
+                node.id,
+                fields.join(", ")
+            ),
+            crate::aws::error::ErrorClass::Permanent,
+        ))
+    }
 
     /// Deletes the resource. A resource that is already gone is not an error.
     async fn delete(&self, scope: &S, current: &Observed) -> Result<(), AwsError>;

@@ -7,7 +7,7 @@ use super::{created, owner, owner_filter, release_ec2, tag_spec, ELASTIC_IP};
 use crate::aws::client::Effect;
 use crate::aws::error::AwsError;
 use crate::aws::Scope;
-use crate::engine::{FieldChange, Handler, Kind, Observed, Observer, Resolved, Selector};
+use crate::engine::{Handler, Kind, Observed, Observer, Resolved, Selector};
 
 /// Elastic IPs are found with DescribeAddresses and a tag filter: the tagging API does not
 /// list them.
@@ -75,16 +75,6 @@ impl Handler<Scope> for AddressHandler {
             created(scope, node, out.allocation_id().unwrap_or_default())
                 .prop("publicIp", out.public_ip().unwrap_or_default()),
         )
-    }
-
-    async fn update(
-        &self,
-        _scope: &Scope,
-        _node: &Resolved,
-        _current: &Observed,
-        _changes: &[FieldChange],
-    ) -> Result<(), AwsError> {
-        Ok(())
     }
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
+use aws_sdk_ec2::operation::describe_vpc_endpoints::DescribeVpcEndpointsOutput;
 use aws_sdk_ec2::types::{ResourceType, State, VpcEndpoint, VpcEndpointType};
 
 use super::{created, json_strs, owner, owner_filter, release_ec2, tag_spec, VPC_ENDPOINT};
@@ -74,30 +75,29 @@ impl Observer<Scope> for EndpointObserver {
 
     async fn observe(&self, scope: &Scope, selector: &Selector) -> Result<Vec<Observed>, AwsError> {
         let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let page = scope
-                .api
-                .call("ec2", "DescribeVpcEndpoints", Effect::Read, || {
-                    scope
-                        .ec2
-                        .describe_vpc_endpoints()
-                        .filters(owner_filter(selector))
-                        .set_next_token(token.clone())
-                        .send()
-                })
-                .await?;
+        let found = super::pages(
+            scope,
+            "DescribeVpcEndpoints",
+            |token| {
+                scope
+                    .ec2
+                    .describe_vpc_endpoints()
+                    .filters(owner_filter(selector))
+                    .set_next_token(token)
+                    .send()
+            },
+            DescribeVpcEndpointsOutput::next_token,
+        )
+        .await?;
+        for page in found {
             for e in page.vpc_endpoints() {
                 let Some((stack, role)) = owner(e.tags()) else {
                     continue;
                 };
                 out.push(observed(e, stack, role));
             }
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                return Ok(out);
-            }
         }
+        Ok(out)
     }
 }
 

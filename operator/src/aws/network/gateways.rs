@@ -1,6 +1,7 @@
 //! The internet gateway and its attachment to the VPC.
 
 use async_trait::async_trait;
+use aws_sdk_ec2::operation::describe_internet_gateways::DescribeInternetGatewaysOutput;
 use aws_sdk_ec2::types::{AttachmentStatus, ResourceType};
 
 use super::{
@@ -9,7 +10,7 @@ use super::{
 use crate::aws::client::Effect;
 use crate::aws::error::AwsError;
 use crate::aws::Scope;
-use crate::engine::{FieldChange, Handler, Kind, Observed, Observer, Resolved, Selector};
+use crate::engine::{Handler, Kind, Observed, Observer, Resolved, Selector};
 
 pub struct GatewayObserver;
 
@@ -21,19 +22,21 @@ impl Observer<Scope> for GatewayObserver {
 
     async fn observe(&self, scope: &Scope, selector: &Selector) -> Result<Vec<Observed>, AwsError> {
         let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let page = scope
-                .api
-                .call("ec2", "DescribeInternetGateways", Effect::Read, || {
-                    scope
-                        .ec2
-                        .describe_internet_gateways()
-                        .filters(owner_filter(selector))
-                        .set_next_token(token.clone())
-                        .send()
-                })
-                .await?;
+        let found = super::pages(
+            scope,
+            "DescribeInternetGateways",
+            |token| {
+                scope
+                    .ec2
+                    .describe_internet_gateways()
+                    .filters(owner_filter(selector))
+                    .set_next_token(token)
+                    .send()
+            },
+            DescribeInternetGatewaysOutput::next_token,
+        )
+        .await?;
+        for page in found {
             for g in page.internet_gateways() {
                 let Some((stack, role)) = owner(g.tags()) else {
                     continue;
@@ -66,11 +69,8 @@ impl Observer<Scope> for GatewayObserver {
                     }
                 }
             }
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                return Ok(out);
-            }
         }
+        Ok(out)
     }
 }
 
@@ -98,16 +98,6 @@ impl Handler<Scope> for GatewayHandler {
             .and_then(|g| g.internet_gateway_id())
             .unwrap_or_default();
         Ok(created(scope, node, id))
-    }
-
-    async fn update(
-        &self,
-        _scope: &Scope,
-        _node: &Resolved,
-        _current: &Observed,
-        _changes: &[FieldChange],
-    ) -> Result<(), AwsError> {
-        Ok(())
     }
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {
@@ -163,16 +153,6 @@ impl Handler<Scope> for AttachmentHandler {
         }
         Ok(created(scope, node, &format!("{gateway}|{vpc}"))
             .refs([gateway.to_owned(), vpc.to_owned()]))
-    }
-
-    async fn update(
-        &self,
-        _scope: &Scope,
-        _node: &Resolved,
-        _current: &Observed,
-        _changes: &[FieldChange],
-    ) -> Result<(), AwsError> {
-        Ok(())
     }
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {

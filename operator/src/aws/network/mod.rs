@@ -370,6 +370,43 @@ fn json_strs<'a>(items: impl IntoIterator<Item = &'a str>) -> serde_json::Value 
     json!(items.into_iter().collect::<Vec<_>>())
 }
 
+/// Every page of a paginated EC2 Describe call; each page is one counted call.
+async fn pages<O, E, F, Fut>(
+    scope: &Scope,
+    operation: &'static str,
+    send: F,
+    next: fn(&O) -> Option<&str>,
+) -> Result<Vec<O>, super::error::AwsError>
+where
+    F: Fn(Option<String>) -> Fut,
+    Fut: std::future::Future<
+        Output = Result<
+            O,
+            aws_smithy_runtime_api::client::result::SdkError<
+                E,
+                aws_smithy_runtime_api::http::Response,
+            >,
+        >,
+    >,
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = scope
+            .api
+            .call("ec2", operation, super::client::Effect::Read, || {
+                send(token.clone())
+            })
+            .await?;
+        token = next(&page).map(str::to_owned);
+        out.push(page);
+        if token.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
 /// Deletes the stack's ownership tag from EC2 resources, in one call for all of them.
 async fn release_ec2(scope: &Scope, resources: &[Observed]) -> Result<(), super::error::AwsError> {
     let ids: Vec<String> = resources.iter().map(|o| o.id.clone()).collect();

@@ -2,15 +2,14 @@
 //! `deleted`), so their handler can refresh one gateway while the engine waits.
 
 use async_trait::async_trait;
+use aws_sdk_ec2::operation::describe_nat_gateways::DescribeNatGatewaysOutput;
 use aws_sdk_ec2::types::{NatGateway, NatGatewayState, ResourceType};
 
 use super::{created, owner, owner_filter, release_ec2, tag_spec, NAT_GATEWAY};
 use crate::aws::client::Effect;
 use crate::aws::error::AwsError;
 use crate::aws::Scope;
-use crate::engine::{
-    FieldChange, Handler, Kind, Observed, Observer, Readiness, Resolved, Selector,
-};
+use crate::engine::{Handler, Kind, Observed, Observer, Readiness, Resolved, Selector};
 
 fn readiness(state: Option<&NatGatewayState>) -> Readiness {
     match state {
@@ -54,19 +53,21 @@ impl Observer<Scope> for NatObserver {
 
     async fn observe(&self, scope: &Scope, selector: &Selector) -> Result<Vec<Observed>, AwsError> {
         let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let page = scope
-                .api
-                .call("ec2", "DescribeNatGateways", Effect::Read, || {
-                    scope
-                        .ec2
-                        .describe_nat_gateways()
-                        .filter(owner_filter(selector))
-                        .set_next_token(token.clone())
-                        .send()
-                })
-                .await?;
+        let found = super::pages(
+            scope,
+            "DescribeNatGateways",
+            |token| {
+                scope
+                    .ec2
+                    .describe_nat_gateways()
+                    .filter(owner_filter(selector))
+                    .set_next_token(token)
+                    .send()
+            },
+            DescribeNatGatewaysOutput::next_token,
+        )
+        .await?;
+        for page in found {
             // Some implementations ignore the tag filter here: the tags are checked again.
             for g in page.nat_gateways() {
                 let Some((stack, role)) = owner(g.tags()) else {
@@ -76,11 +77,8 @@ impl Observer<Scope> for NatObserver {
                     out.push(observed(g, stack, role));
                 }
             }
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                return Ok(out);
-            }
         }
+        Ok(out)
     }
 }
 
@@ -136,16 +134,6 @@ impl Handler<Scope> for NatHandler {
             node.req("subnet").to_owned(),
             node.req("allocation").to_owned(),
         ]))
-    }
-
-    async fn update(
-        &self,
-        _scope: &Scope,
-        _node: &Resolved,
-        _current: &Observed,
-        _changes: &[FieldChange],
-    ) -> Result<(), AwsError> {
-        Ok(())
     }
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {

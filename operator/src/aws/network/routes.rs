@@ -3,6 +3,7 @@
 //! they are (a table and a destination; a subnet).
 
 use async_trait::async_trait;
+use aws_sdk_ec2::operation::describe_route_tables::DescribeRouteTablesOutput;
 use aws_sdk_ec2::types::{ResourceType, RouteOrigin};
 
 use super::{
@@ -24,19 +25,21 @@ impl Observer<Scope> for RouteTableObserver {
 
     async fn observe(&self, scope: &Scope, selector: &Selector) -> Result<Vec<Observed>, AwsError> {
         let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let page = scope
-                .api
-                .call("ec2", "DescribeRouteTables", Effect::Read, || {
-                    scope
-                        .ec2
-                        .describe_route_tables()
-                        .filters(owner_filter(selector))
-                        .set_next_token(token.clone())
-                        .send()
-                })
-                .await?;
+        let found = super::pages(
+            scope,
+            "DescribeRouteTables",
+            |token| {
+                scope
+                    .ec2
+                    .describe_route_tables()
+                    .filters(owner_filter(selector))
+                    .set_next_token(token)
+                    .send()
+            },
+            DescribeRouteTablesOutput::next_token,
+        )
+        .await?;
+        for page in found {
             for t in page.route_tables() {
                 let Some((stack, role)) = owner(t.tags()) else {
                     continue;
@@ -96,11 +99,8 @@ impl Observer<Scope> for RouteTableObserver {
                     );
                 }
             }
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                return Ok(out);
-            }
         }
+        Ok(out)
     }
 }
 
@@ -131,16 +131,6 @@ impl Handler<Scope> for RouteTableHandler {
             .and_then(|t| t.route_table_id())
             .unwrap_or_default();
         Ok(created(scope, node, id).refs([node.req("vpc").to_owned()]))
-    }
-
-    async fn update(
-        &self,
-        _scope: &Scope,
-        _node: &Resolved,
-        _current: &Observed,
-        _changes: &[FieldChange],
-    ) -> Result<(), AwsError> {
-        Ok(())
     }
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {

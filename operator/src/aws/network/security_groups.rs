@@ -3,6 +3,7 @@
 //! out of band and is revoked.
 
 use async_trait::async_trait;
+use aws_sdk_ec2::operation::describe_security_groups::DescribeSecurityGroupsOutput;
 use aws_sdk_ec2::types::{IpPermission, IpRange, ResourceType, UserIdGroupPair};
 
 use super::{
@@ -11,7 +12,7 @@ use super::{
 use crate::aws::client::Effect;
 use crate::aws::error::AwsError;
 use crate::aws::Scope;
-use crate::engine::{FieldChange, Handler, Kind, Observed, Observer, Resolved, Selector};
+use crate::engine::{Handler, Kind, Observed, Observer, Resolved, Selector};
 
 pub struct SecurityGroupObserver;
 
@@ -28,19 +29,21 @@ impl Observer<Scope> for SecurityGroupObserver {
 
     async fn observe(&self, scope: &Scope, selector: &Selector) -> Result<Vec<Observed>, AwsError> {
         let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let page = scope
-                .api
-                .call("ec2", "DescribeSecurityGroups", Effect::Read, || {
-                    scope
-                        .ec2
-                        .describe_security_groups()
-                        .filters(owner_filter(selector))
-                        .set_next_token(token.clone())
-                        .send()
-                })
-                .await?;
+        let found = super::pages(
+            scope,
+            "DescribeSecurityGroups",
+            |token| {
+                scope
+                    .ec2
+                    .describe_security_groups()
+                    .filters(owner_filter(selector))
+                    .set_next_token(token)
+                    .send()
+            },
+            DescribeSecurityGroupsOutput::next_token,
+        )
+        .await?;
+        for page in found {
             for g in page.security_groups() {
                 let Some((stack, role)) = owner(g.tags()) else {
                     continue;
@@ -85,11 +88,8 @@ impl Observer<Scope> for SecurityGroupObserver {
                     }
                 }
             }
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                return Ok(out);
-            }
         }
+        Ok(out)
     }
 }
 
@@ -117,16 +117,6 @@ impl Handler<Scope> for GroupHandler {
             .await?;
         Ok(created(scope, node, out.group_id().unwrap_or_default())
             .refs([node.req("vpc").to_owned()]))
-    }
-
-    async fn update(
-        &self,
-        _scope: &Scope,
-        _node: &Resolved,
-        _current: &Observed,
-        _changes: &[FieldChange],
-    ) -> Result<(), AwsError> {
-        Ok(())
     }
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {
@@ -211,16 +201,6 @@ impl Handler<Scope> for RuleHandler {
             refs.push(source.to_owned());
         }
         Ok(created(scope, node, &rule_id(group, protocol, from, to, source)).refs(refs))
-    }
-
-    async fn update(
-        &self,
-        _scope: &Scope,
-        _node: &Resolved,
-        _current: &Observed,
-        _changes: &[FieldChange],
-    ) -> Result<(), AwsError> {
-        Ok(())
     }
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {

@@ -1,13 +1,14 @@
 //! Public and private subnets, one per availability zone.
 
 use async_trait::async_trait;
+use aws_sdk_ec2::operation::describe_subnets::DescribeSubnetsOutput;
 use aws_sdk_ec2::types::ResourceType;
 
 use super::{created, owner, owner_filter, release_ec2, tag_spec, SUBNET};
 use crate::aws::client::Effect;
 use crate::aws::error::AwsError;
 use crate::aws::Scope;
-use crate::engine::{FieldChange, Handler, Kind, Observed, Observer, Resolved, Selector};
+use crate::engine::{Handler, Kind, Observed, Observer, Resolved, Selector};
 
 pub struct SubnetObserver;
 
@@ -19,19 +20,21 @@ impl Observer<Scope> for SubnetObserver {
 
     async fn observe(&self, scope: &Scope, selector: &Selector) -> Result<Vec<Observed>, AwsError> {
         let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let page = scope
-                .api
-                .call("ec2", "DescribeSubnets", Effect::Read, || {
-                    scope
-                        .ec2
-                        .describe_subnets()
-                        .filters(owner_filter(selector))
-                        .set_next_token(token.clone())
-                        .send()
-                })
-                .await?;
+        let found = super::pages(
+            scope,
+            "DescribeSubnets",
+            |token| {
+                scope
+                    .ec2
+                    .describe_subnets()
+                    .filters(owner_filter(selector))
+                    .set_next_token(token)
+                    .send()
+            },
+            DescribeSubnetsOutput::next_token,
+        )
+        .await?;
+        for page in found {
             for s in page.subnets() {
                 let Some((stack, role)) = owner(s.tags()) else {
                     continue;
@@ -50,11 +53,8 @@ impl Observer<Scope> for SubnetObserver {
                     .refs([vpc.to_owned()]),
                 );
             }
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                return Ok(out);
-            }
         }
+        Ok(out)
     }
 }
 
@@ -82,16 +82,6 @@ impl Handler<Scope> for SubnetHandler {
             .await?;
         let id = out.subnet().and_then(|s| s.subnet_id()).unwrap_or_default();
         Ok(created(scope, node, id).refs([node.req("vpc").to_owned()]))
-    }
-
-    async fn update(
-        &self,
-        _scope: &Scope,
-        _node: &Resolved,
-        _current: &Observed,
-        _changes: &[FieldChange],
-    ) -> Result<(), AwsError> {
-        Ok(())
     }
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {

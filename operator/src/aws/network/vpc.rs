@@ -1,6 +1,7 @@
 //! The VPC and its DNS hostnames attribute.
 
 use async_trait::async_trait;
+use aws_sdk_ec2::operation::describe_vpcs::DescribeVpcsOutput;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
 
 use super::{created, owner, owner_filter, release_ec2, tag_spec, VPC, VPC_DNS};
@@ -19,19 +20,21 @@ impl Observer<Scope> for VpcObserver {
 
     async fn observe(&self, scope: &Scope, selector: &Selector) -> Result<Vec<Observed>, AwsError> {
         let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let page = scope
-                .api
-                .call("ec2", "DescribeVpcs", Effect::Read, || {
-                    scope
-                        .ec2
-                        .describe_vpcs()
-                        .filters(owner_filter(selector))
-                        .set_next_token(token.clone())
-                        .send()
-                })
-                .await?;
+        let found = super::pages(
+            scope,
+            "DescribeVpcs",
+            |token| {
+                scope
+                    .ec2
+                    .describe_vpcs()
+                    .filters(owner_filter(selector))
+                    .set_next_token(token)
+                    .send()
+            },
+            DescribeVpcsOutput::next_token,
+        )
+        .await?;
+        for page in found {
             for v in page.vpcs() {
                 let Some((stack, role)) = owner(v.tags()) else {
                     continue;
@@ -41,10 +44,6 @@ impl Observer<Scope> for VpcObserver {
                     Observed::new(VPC, stack, role, id)
                         .prop("cidr", v.cidr_block().unwrap_or_default()),
                 );
-            }
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                break;
             }
         }
         // DNS hostnames is not part of DescribeVpcs: one attribute read per VPC.
@@ -107,16 +106,6 @@ impl Handler<Scope> for VpcHandler {
             .await?;
         let id = out.vpc().and_then(|v| v.vpc_id()).unwrap_or_default();
         Ok(created(scope, node, id))
-    }
-
-    async fn update(
-        &self,
-        _scope: &Scope,
-        _node: &Resolved,
-        _current: &Observed,
-        _changes: &[FieldChange],
-    ) -> Result<(), AwsError> {
-        Ok(())
     }
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {
