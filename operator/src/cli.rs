@@ -278,8 +278,15 @@ async fn apply(p: &Prepared, output: Output, timeout: Duration) -> Result<(), (S
     eprintln!("Applying {} in {}", p.stack_id(), p.scope.region);
     match p.apply_until_ready(timeout, &Progress).await {
         Ok(outcome) => {
-            print_status(p, &p.status(&outcome, None), output);
-            Ok(())
+            let status = p.status(&outcome, None);
+            print_status(p, &status, output);
+            match status.conditions.iter().find(|c| c.type_ == "Ready") {
+                Some(ready) if ready.status != "True" => Err((
+                    format!("not Ready ({}): {}", ready.reason, ready.message),
+                    1,
+                )),
+                _ => Ok(()),
+            }
         }
         Err(e) => Err((e.to_string(), 1)),
     }

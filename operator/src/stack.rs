@@ -392,6 +392,16 @@ pub fn status_from(
                 outcome.resources.len()
             ),
         )
+    } else if converged {
+        let fields: Vec<&str> = unsupported.iter().map(|(_, f)| *f).collect();
+        (
+            "TiersNotSupported",
+            format!(
+                "the network tier is in the desired state ({} AWS resources); this operator version does not build {} yet, and created nothing for them",
+                outcome.resources.len(),
+                fields.join(", ")
+            ),
+        )
     } else if outcome.is_retryable() {
         ("Provisioning", summary)
     } else {

@@ -117,3 +117,82 @@ fn the_cli_applies_plans_reports_status_and_destroys() {
     assert!(String::from_utf8_lossy(&plan.stdout)
         .contains("Plan: 31 to create, 0 to update, 0 to delete, 0 refused."));
 }
+
+/// A stack with tiers this version does not build: the network is applied, the status says
+/// which tiers are missing, and apply does not claim success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_reports_tiers_not_built_yet_and_exits_non_zero() {
+    let moto = Moto::start();
+    let out = run_cli(
+        &moto.url(),
+        &["apply", "-f", "examples/starttech.yaml", "-o", "json"],
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not Ready (TiersNotSupported)") && stderr.contains("spec.backend"),
+        "{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let status = &v["status"];
+    assert_eq!(status["phase"], "Degraded");
+    let conditions = status["conditions"].as_array().unwrap();
+    let find = |t: &str| {
+        conditions
+            .iter()
+            .find(|c| c["type"] == t)
+            .unwrap_or_else(|| panic!("no {t} condition"))
+    };
+    assert_eq!(find("Ready")["status"], "False");
+    assert_eq!(find("Ready")["reason"], "TiersNotSupported");
+    assert_eq!(find("NetworkReady")["status"], "True");
+    for tier in [
+        "Frontend",
+        "Backend",
+        "Registry",
+        "Cache",
+        "Cdn",
+        "Monitoring",
+    ] {
+        let c = find(&format!("{tier}Ready"));
+        assert_eq!(c["status"], "False");
+        assert_eq!(c["reason"], "NotYetSupported");
+    }
+    // The external database is nothing to build: no condition claims it is missing.
+    assert!(conditions.iter().all(|c| c["type"] != "DatabaseReady"));
+    // The network of the document was built: its subnets, as the emulator reports them.
+    let ec2 = ec2(&moto.url(), "eu-west-1").await;
+    let subnets = ec2
+        .describe_subnets()
+        .filters(owned_by("default/starttech"))
+        .send()
+        .await
+        .unwrap();
+    let cidrs: std::collections::BTreeSet<&str> = subnets
+        .subnets()
+        .iter()
+        .map(|s| s.cidr_block().unwrap())
+        .collect();
+    assert_eq!(
+        cidrs,
+        ["10.0.1.0/24", "10.0.2.0/24", "10.0.3.0/24", "10.0.4.0/24"]
+            .into_iter()
+            .collect()
+    );
+    let destroy = run_cli(
+        &moto.url(),
+        &["destroy", "-f", "examples/starttech.yaml"],
+        &[],
+    );
+    assert!(
+        destroy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&destroy.stderr)
+    );
+}
