@@ -183,29 +183,37 @@ async fn publish_engine_events(ctx: &Context, ws: &WebStack, events: &[engine::E
     }
 }
 
+/// Writes a failure that happened before or instead of an engine pass into status and an
+/// event. A spec the user must fix waits for the next change; anything else is retried.
+async fn report_failure(
+    ctx: &Context,
+    ws: &WebStack,
+    err: &StackError,
+    action: &str,
+) -> Result<Action, Error> {
+    let status = stack::error_status(ws, err, ws.status.as_ref());
+    patch_status(ctx, ws, &status).await?;
+    publish(
+        ctx,
+        ws,
+        EventType::Warning,
+        err.reason(),
+        action,
+        err.to_string(),
+    )
+    .await;
+    Ok(if err.is_retryable() {
+        Action::requeue(jitter(ctx.retry))
+    } else {
+        Action::await_change()
+    })
+}
+
 async fn apply(ws: &WebStack, ctx: &Context) -> Result<Action, Error> {
     let previous = ws.status.as_ref();
     let prepared = match stack::prepare(ws.clone(), &ctx.connect).await {
         Ok(p) => p,
-        Err(err) => {
-            let status = stack::error_status(ws, &err, previous);
-            patch_status(ctx, ws, &status).await?;
-            publish(
-                ctx,
-                ws,
-                EventType::Warning,
-                err.reason(),
-                "Validate",
-                err.to_string(),
-            )
-            .await;
-            // A spec the user must fix waits for the next change; anything else is retried.
-            return Ok(if err.is_retryable() {
-                Action::requeue(jitter(ctx.retry))
-            } else {
-                Action::await_change()
-            });
-        }
+        Err(err) => return report_failure(ctx, ws, &err, "Validate").await,
     };
     match prepared
         .engine
@@ -233,25 +241,7 @@ async fn apply(ws: &WebStack, ctx: &Context) -> Result<Action, Error> {
                 },
             )))
         }
-        Err(e) => {
-            let err = StackError::from(e);
-            let status = stack::error_status(ws, &err, previous);
-            patch_status(ctx, ws, &status).await?;
-            publish(
-                ctx,
-                ws,
-                EventType::Warning,
-                err.reason(),
-                "Reconcile",
-                err.to_string(),
-            )
-            .await;
-            Ok(if err.is_retryable() {
-                Action::requeue(jitter(ctx.retry))
-            } else {
-                Action::await_change()
-            })
-        }
+        Err(e) => report_failure(ctx, ws, &StackError::from(e), "Reconcile").await,
     }
 }
 

@@ -229,25 +229,9 @@ fn walk_schema(
 /// The CRD's own CEL rules (`x-kubernetes-validations`), evaluated as a current API server
 /// does, so that a cluster that does not enforce them, and the CLI, refuse the same specs.
 pub fn check_cel(stack: &WebStack) -> Result<(), ValidationErrors> {
-    use std::sync::OnceLock;
-    static SCHEMA: OnceLock<serde_json::Value> = OnceLock::new();
-    let schema = SCHEMA.get_or_init(|| {
-        use kube::CustomResourceExt;
-        let crd = WebStack::crd();
-        let schema = crd.spec.versions[0]
-            .schema
-            .as_ref()
-            .and_then(|s| s.open_api_v3_schema.as_ref())
-            .expect("a derived CRD has a schema");
-        serde_json::to_value(schema).expect("the schema serializes")
-    });
-    let mut object = serde_json::to_value(stack)
-        .map_err(|e| ValidationErrors::single("(root)", e.to_string()))?;
-    if let Some(map) = object.as_object_mut() {
-        map.remove("status");
-    }
+    let object = as_object(stack)?;
     kube::core::cel::Validator::new()
-        .validate(schema, &object, None)
+        .validate(crd_schema(), &object, None)
         .map_err(|errs| {
             ValidationErrors(
                 errs.into_iter()
