@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
-use webstack::api::validate::parse_manifest;
+use webstack::api::validate::parse_manifest_in;
 use webstack::api::WebStack;
 use webstack::aws::client::CallCounts;
 use webstack::engine::{Event, EventKind, Plan, Reporter};
@@ -115,10 +115,19 @@ impl Reporter for Progress {
     }
 }
 
+/// The region the AWS SDK takes from the environment, for a spec that names none: `validate`
+/// then checks what `plan` would check.
+fn default_region() -> Option<String> {
+    ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|r| !r.is_empty()))
+}
+
 fn read(args: &FileArgs) -> Result<WebStack, String> {
     let text = std::fs::read_to_string(&args.file)
         .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
-    parse_manifest(&text).map_err(|e| format!("{}: {e}", args.file.display()))
+    parse_manifest_in(&text, default_region().as_deref())
+        .map_err(|e| format!("{}: {e}", args.file.display()))
 }
 
 fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {

@@ -138,7 +138,8 @@ pub fn desired_graph(
 
 /// Connects to AWS for a stack: its region, credentials, call layer and identity.
 async fn connect_scope(stack: &WebStack, connect: &Connect) -> Result<Scope, StackError> {
-    let config = aws::load_config(stack.spec.region.as_deref(), connect).await?;
+    let region = validate::declared_region(&stack.spec);
+    let config = aws::load_config(region.as_deref(), connect).await?;
     let region = config.region().map(|r| r.to_string()).unwrap_or_default();
     let api = match connect.api.clone() {
         Some(a) => a,
@@ -156,20 +157,7 @@ async fn connect_scope(stack: &WebStack, connect: &Connect) -> Result<Scope, Sta
 pub async fn prepare(stack: WebStack, connect: &Connect) -> Result<Prepared, StackError> {
     validate::validate(&stack)?;
     let scope = connect_scope(&stack, connect).await?;
-    // The region cannot change (the CRD says so too, where the cluster enforces it): the
-    // resources would be left behind in the old one.
-    if let Some(old) = stack.status.as_ref().and_then(|s| s.region.as_deref()) {
-        if old != scope.region {
-            return Err(ValidationErrors::single(
-                "spec.region",
-                format!(
-                    "the stack lives in {old}; it cannot move to {} (create a new stack instead)",
-                    scope.region
-                ),
-            )
-            .into());
-        }
-    }
+    validate::check_region_move(&stack, &scope.region)?;
     let zones = zones(&scope, &stack).await?;
     let graph = desired_graph(&stack, &scope.region, &zones)?;
     Ok(Prepared {

@@ -143,7 +143,7 @@ pub struct BucketSpec {
     /// Browsers may upload or read directly from these origins (for presigned URLs), such as
     /// `https://example.com`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16), inner(length(max = 253)))]
+    #[schemars(length(max = 16), inner(length(max = 253), regex(pattern = super::patterns::ORIGIN)))]
     pub cors_origins: Vec<String>,
 
     /// Functions called when objects change. Each names a function of `spec.functions`.
@@ -161,7 +161,7 @@ pub struct BucketNotification {
     pub function_name: String,
     /// S3 event types, such as `s3:ObjectCreated:*` (the default).
     #[serde(default = "object_created")]
-    #[schemars(length(max = 8), inner(length(max = 253)))]
+    #[schemars(length(max = 8), inner(length(max = 253), regex(pattern = super::patterns::S3_EVENT)))]
     pub events: Vec<String>,
     /// Only keys starting with this, such as `raw/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -394,7 +394,7 @@ pub struct Ec2Spec {
     #[serde(default = "t3_micro")]
     #[schemars(
         length(min = 4, max = 32),
-        regex(pattern = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+        regex(pattern = super::patterns::INSTANCE_TYPE)
     )]
     pub instance_type: String,
 
@@ -465,7 +465,7 @@ impl Default for MachineImage {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ContainerImage {
     /// A full image reference, or `<repository>:<tag>` with a repository of `spec.repositories`.
-    #[schemars(length(min = 1, max = 512))]
+    #[schemars(length(min = 1, max = 512), regex(pattern = super::patterns::IMAGE))]
     pub image: String,
 }
 
@@ -530,7 +530,7 @@ fn hundred() -> u8 {
 #[x_kube(validation = Rule::new("(self.cpu == 256 && self.memoryMib in [512, 1024, 2048]) || (self.cpu == 512 && self.memoryMib >= 1024 && self.memoryMib <= 4096) || (self.cpu == 1024 && self.memoryMib >= 2048 && self.memoryMib <= 8192) || (self.cpu == 2048 && self.memoryMib >= 4096 && self.memoryMib <= 16384) || (self.cpu == 4096 && self.memoryMib >= 8192 && self.memoryMib <= 30720)").message("cpu and memoryMib must be a combination Fargate offers (256: 512-2048, 512: 1024-4096, 1024: 2048-8192, 2048: 4096-16384, 4096: 8192-30720)").field_path(".memoryMib"))]
 pub struct FargateSpec {
     /// The container image: a full reference, or `<repository>:<tag>` of `spec.repositories`.
-    #[schemars(length(min = 1, max = 512))]
+    #[schemars(length(min = 1, max = 512), regex(pattern = super::patterns::IMAGE))]
     pub image: String,
     /// CPU units: 256, 512, 1024, 2048 or 4096. Defaults to 256.
     #[serde(default = "cpu_256")]
@@ -552,7 +552,7 @@ fn mem_512() -> u32 {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InClusterWorkload {
     /// The container image.
-    #[schemars(length(min = 1, max = 512))]
+    #[schemars(length(min = 1, max = 512), regex(pattern = super::patterns::IMAGE))]
     pub image: String,
     /// Replicas. Defaults to 2.
     #[serde(default = "two_i32")]

@@ -177,3 +177,17 @@ fn every_cel_rule_is_exercised_by_valid_and_invalid_samples() {
             .join("\n")
     );
 }
+
+/// kubectl and the API server read YAML 1.1: a bare `N` in an enum would be the boolean false.
+#[test]
+fn enum_values_read_as_strings_in_yaml_1_1() {
+    let yaml = crd_yaml();
+    assert!(yaml.contains("- 'N'"), "DynamoDB's N type is quoted");
+    for line in yaml.lines() {
+        let value = line.trim_start().strip_prefix("- ").unwrap_or_default();
+        assert!(
+            !["y", "Y", "n", "N", "yes", "no", "on", "off"].contains(&value),
+            "a bare YAML 1.1 boolean: {line}"
+        );
+    }
+}

@@ -51,7 +51,7 @@ pub struct RdsSpec {
     #[serde(default = "db_t4g_micro")]
     #[schemars(
         length(min = 4, max = 32),
-        regex(pattern = r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+        regex(pattern = super::patterns::DB_INSTANCE_CLASS)
     )]
     pub instance_class: String,
 
@@ -152,6 +152,7 @@ pub struct SecretKeyRef {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(validation = Rule::new("!has(self.indexes) || self.indexes.all(i, self.indexes.exists_one(j, j.name == i.name))").message("index names must be unique").field_path(".indexes"))]
+#[x_kube(validation = Rule::new("!has(self.indexes) || [[[self.partitionKey.name, self.partitionKey.type]] + (has(self.sortKey) ? [[self.sortKey.name, self.sortKey.type]] : []) + self.indexes.map(i, [i.partitionKey.name, i.partitionKey.type]) + self.indexes.filter(i, has(i.sortKey)).map(i, [i.sortKey.name, i.sortKey.type])].all(l, l.all(a, l.all(b, a[0] != b[0] || a[1] == b[1])))").message("an attribute has one type in a table and its indexes").field_path(".indexes"))]
 pub struct TableSpec {
     /// The table's name within the stack, such as `profiles`.
     #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9_.-]{1,64}$')").message("table names are 1 to 64 letters, digits, '_', '.' and '-'"))]
@@ -191,7 +192,8 @@ pub struct TableSpec {
 pub struct KeyAttribute {
     #[schemars(length(min = 1, max = 255))]
     pub name: String,
-    /// `S` (string, the default), `N` (number) or `B` (binary).
+    /// `S` (string, the default), `N` (number) or `B` (binary). Quote `"N"` in YAML: kubectl
+    /// reads a bare `N` as the boolean false.
     #[serde(default, rename = "type")]
     pub type_: AttributeType,
 }
@@ -239,7 +241,7 @@ pub struct CacheSpec {
     #[serde(default = "cache_t3_micro")]
     #[schemars(
         length(min = 4, max = 32),
-        regex(pattern = r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
+        regex(pattern = super::patterns::CACHE_NODE_TYPE)
     )]
     pub node_type: String,
     /// Read replicas besides the primary, 0 to 5. Defaults to 0.

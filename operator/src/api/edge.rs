@@ -37,7 +37,7 @@ pub struct CdnSpec {
     /// Domain names the distribution answers to, such as `example.com` and
     /// `www.example.com`; they need a certificate that covers them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16), inner(length(max = 253)))]
+    #[schemars(length(max = 16), inner(length(max = 253), regex(pattern = super::patterns::DOMAIN)))]
     pub aliases: Vec<String>,
 
     /// The certificate (a name of `spec.certificates`) for the aliases; it is issued in
@@ -172,6 +172,6 @@ pub struct CertificateSpec {
 
     /// More domains the certificate covers, such as `www.example.com`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 10), inner(length(max = 253)))]
+    #[schemars(length(max = 10), inner(length(max = 253), regex(pattern = super::patterns::DOMAIN)))]
     pub subject_alternative_names: Vec<String>,
 }

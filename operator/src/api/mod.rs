@@ -6,6 +6,7 @@ pub mod data;
 pub mod edge;
 pub mod monitoring;
 pub mod network;
+pub mod patterns;
 pub mod serverless;
 pub mod status;
 pub mod validate;
@@ -48,13 +49,16 @@ pub use status::*;
 #[x_kube(validation = Rule::new("!has(self.functions) || self.functions.all(f, self.functions.exists_one(g, g.name == f.name))").message("function names must be unique").field_path(".functions"))]
 #[x_kube(validation = Rule::new("!has(self.buckets) || self.buckets.all(b, self.buckets.exists_one(c, c.name == b.name))").message("bucket names must be unique").field_path(".buckets"))]
 #[x_kube(validation = Rule::new("!has(self.tables) || self.tables.all(t, self.tables.exists_one(u, u.name == t.name))").message("table names must be unique").field_path(".tables"))]
-#[x_kube(validation = Rule::new("!has(self.cdn) || [self.cdn.defaultOrigin].all(o, !o.startsWith('bucket/') || (has(self.buckets) && self.buckets.exists(b, 'bucket/' + b.name == o))) && (!has(self.cdn.behaviors) || self.cdn.behaviors.all(b, !b.origin.startsWith('bucket/') || (has(self.buckets) && self.buckets.exists(x, 'bucket/' + x.name == b.origin))))").message("a CDN origin bucket/<name> must name a bucket of spec.buckets").field_path(".cdn"))]
-#[x_kube(validation = Rule::new("!has(self.cdn) || [self.cdn.defaultOrigin].all(o, !o.startsWith('tier/') || (has(self.backend) && self.backend.tiers.exists(t, 'tier/' + t.name == o))) && (!has(self.cdn.behaviors) || self.cdn.behaviors.all(b, !b.origin.startsWith('tier/') || (has(self.backend) && self.backend.tiers.exists(t, 'tier/' + t.name == b.origin))))").message("a CDN origin tier/<name> must name a tier of spec.backend.tiers").field_path(".cdn"))]
+#[x_kube(validation = Rule::new("!has(self.cdn) || !self.cdn.defaultOrigin.startsWith('bucket/') || (has(self.buckets) && self.buckets.exists(b, 'bucket/' + b.name == self.cdn.defaultOrigin))").message("a CDN origin bucket/<name> must name a bucket of spec.buckets").field_path(".cdn.defaultOrigin"))]
+#[x_kube(validation = Rule::new("!has(self.cdn) || !has(self.cdn.behaviors) || self.cdn.behaviors.all(b, !b.origin.startsWith('bucket/') || (has(self.buckets) && self.buckets.exists(x, 'bucket/' + x.name == b.origin)))").message("a CDN origin bucket/<name> must name a bucket of spec.buckets").field_path(".cdn.behaviors"))]
+#[x_kube(validation = Rule::new("!has(self.cdn) || !self.cdn.defaultOrigin.startsWith('tier/') || (has(self.backend) && self.backend.tiers.exists(t, 'tier/' + t.name == self.cdn.defaultOrigin))").message("a CDN origin tier/<name> must name a tier of spec.backend.tiers").field_path(".cdn.defaultOrigin"))]
+#[x_kube(validation = Rule::new("!has(self.cdn) || !has(self.cdn.behaviors) || self.cdn.behaviors.all(b, !b.origin.startsWith('tier/') || (has(self.backend) && self.backend.tiers.exists(t, 'tier/' + t.name == b.origin)))").message("a CDN origin tier/<name> must name a tier of spec.backend.tiers").field_path(".cdn.behaviors"))]
 #[x_kube(validation = Rule::new("!has(self.cdn) || ((self.cdn.defaultOrigin != 'frontend' || (has(self.frontend) && self.frontend.kind != 'None')) && (self.cdn.defaultOrigin != 'http-api' || has(self.httpApi)))").message("the CDN's default origin needs a frontend (or spec.httpApi for http-api)").field_path(".cdn.defaultOrigin"))]
 #[x_kube(validation = Rule::new("!has(self.cdn) || !has(self.cdn.certificate) || (has(self.certificates) && self.certificates.exists(c, c.name == self.cdn.certificate))").message("cdn.certificate must name a certificate of spec.certificates").field_path(".cdn.certificate"))]
 #[x_kube(validation = Rule::new("!has(self.backend) || self.backend.tiers.all(t, !has(t.loadBalancer) || !has(t.loadBalancer.certificate) || (has(self.certificates) && self.certificates.exists(c, c.name == t.loadBalancer.certificate)))").message("a load balancer's certificate must name a certificate of spec.certificates").field_path(".backend.tiers"))]
 #[x_kube(validation = Rule::new("!has(self.dns) || !has(self.dns.records) || self.dns.records.all(r, (r.target != 'cdn' || has(self.cdn)) && (r.target != 'http-api' || has(self.httpApi)) && (!r.target.startsWith('tier/') || (has(self.backend) && self.backend.tiers.exists(t, 'tier/' + t.name == r.target))))").message("a DNS record's target (cdn, http-api or tier/<name>) must exist in the spec").field_path(".dns.records"))]
-#[x_kube(validation = Rule::new("!has(self.pipeline) || ((has(self.repositories) && self.repositories.exists(r, r.name == self.pipeline.repository)) && (has(self.backend) && self.backend.tiers.exists(t, t.name == self.pipeline.tier)))").message("pipeline.repository and pipeline.tier must name a repository and a tier of the spec").field_path(".pipeline"))]
+#[x_kube(validation = Rule::new("!has(self.pipeline) || (has(self.repositories) && self.repositories.exists(r, r.name == self.pipeline.repository))").message("pipeline.repository must name a repository of spec.repositories").field_path(".pipeline.repository"))]
+#[x_kube(validation = Rule::new("!has(self.pipeline) || (has(self.backend) && self.backend.tiers.exists(t, t.name == self.pipeline.tier))").message("pipeline.tier must name a tier of spec.backend.tiers").field_path(".pipeline.tier"))]
 #[x_kube(validation = Rule::new("!has(self.database) || self.database.kind != 'Rds' || !has(self.network.securityGroups) || !has(self.network.securityGroups.databasePort) || self.network.securityGroups.databasePort == (self.database.rds.engine == 'Postgres' ? 5432 : 3306)").message("network.securityGroups.databasePort disagrees with the database engine's port; leave it unset").field_path(".network.securityGroups.databasePort"))]
 #[x_kube(validation = Rule::new("!has(self.database) || self.database.kind != 'Rds' || (has(self.network.availabilityZones) ? size(self.network.availabilityZones) >= 2 : (!has(self.network.azCount) || self.network.azCount >= 2))").message("an RDS database needs subnets in at least two availability zones").field_path(".network.azCount"))]
 #[x_kube(validation = Rule::new("!has(self.backend) || self.backend.tiers.all(t, !has(t.ec2) || !t.ec2.elasticIp || t.subnets == 'Public')").message("an instance with an Elastic IP must run in the public subnets").field_path(".backend.tiers"))]
@@ -65,6 +69,13 @@ pub use status::*;
 #[x_kube(validation = Rule::new("!has(self.httpApi) || !has(self.httpApi.tierRoutes) || self.httpApi.tierRoutes.all(r, has(self.backend) && self.backend.tiers.exists(t, t.name == r.tier))").message("an HTTP API tier route names a tier of spec.backend.tiers").field_path(".httpApi.tierRoutes"))]
 #[x_kube(validation = Rule::new("!has(self.httpApi) || !has(self.httpApi.authorization) || self.httpApi.authorization != 'Function' || (has(self.functions) && self.functions.exists_one(f, has(f.triggers) && f.triggers.exists(t, has(t.authorizer) && t.authorizer)))").message("authorization Function needs exactly one function with an authorizer trigger").field_path(".httpApi.authorization"))]
 #[x_kube(validation = Rule::new("!has(self.httpApi) || !has(self.httpApi.authorization) || self.httpApi.authorization != 'Cognito' || (has(self.identity) && self.identity.kind == 'Cognito')").message("authorization Cognito needs spec.identity.kind Cognito").field_path(".httpApi.authorization"))]
+#[x_kube(validation = Rule::new("!has(self.cdn) || !has(self.cdn.aliases) || size(self.cdn.aliases) == 0 || (has(self.cdn.certificate) && has(self.certificates) && self.certificates.exists(c, c.name == self.cdn.certificate && self.cdn.aliases.all(a, ([c.domain] + (has(c.subjectAlternativeNames) ? c.subjectAlternativeNames : [])).exists(d, (d == a || (d.startsWith('*.') && size(a) > size(d) - 1 && a.endsWith(d.substring(1)) && !a.substring(0, size(a) - size(d) + 1).contains('.')))))))").message("every CDN alias must be covered by the certificate cdn.certificate names (CloudFront refuses an alias its certificate does not cover)").field_path(".cdn.aliases"))]
+#[x_kube(validation = Rule::new("!has(self.httpApi) || !has(self.httpApi.domain) || (has(self.certificates) && self.certificates.exists(c, c.name == self.httpApi.domain.certificate && ([c.domain] + (has(c.subjectAlternativeNames) ? c.subjectAlternativeNames : [])).exists(d, (d == self.httpApi.domain.name || (d.startsWith('*.') && size(self.httpApi.domain.name) > size(d) - 1 && self.httpApi.domain.name.endsWith(d.substring(1)) && !self.httpApi.domain.name.substring(0, size(self.httpApi.domain.name) - size(d) + 1).contains('.'))))))").message("httpApi.domain.certificate must name a certificate of spec.certificates that covers httpApi.domain.name").field_path(".httpApi.domain.name"))]
+#[x_kube(validation = Rule::new("!has(self.dns) || !has(self.certificates) || self.certificates.all(c, ([c.domain] + (has(c.subjectAlternativeNames) ? c.subjectAlternativeNames : [])).all(n, n == self.dns.zone || n.endsWith('.' + self.dns.zone)))").message("certificate names must lie in the stack's zone (dns.zone), where their validation records are written").field_path(".certificates"))]
+#[x_kube(validation = Rule::new("!has(self.dns) || !has(self.httpApi) || !has(self.httpApi.domain) || self.httpApi.domain.name == self.dns.zone || self.httpApi.domain.name.endsWith('.' + self.dns.zone)").message("httpApi.domain.name must lie in the stack's zone (dns.zone)").field_path(".httpApi.domain.name"))]
+#[x_kube(validation = Rule::new("!has(self.dns) || !has(self.dns.records) || self.dns.records.all(r, r.target != 'cdn' || (has(self.cdn) && has(self.cdn.aliases) && self.cdn.aliases.exists(d, (d == (r.name == '@' ? self.dns.zone : r.name + '.' + self.dns.zone) || (d.startsWith('*.') && size((r.name == '@' ? self.dns.zone : r.name + '.' + self.dns.zone)) > size(d) - 1 && (r.name == '@' ? self.dns.zone : r.name + '.' + self.dns.zone).endsWith(d.substring(1)) && !(r.name == '@' ? self.dns.zone : r.name + '.' + self.dns.zone).substring(0, size((r.name == '@' ? self.dns.zone : r.name + '.' + self.dns.zone)) - size(d) + 1).contains('.'))))))").message("a DNS record to the CDN must name one of cdn.aliases (CloudFront refuses requests for other names)").field_path(".dns.records"))]
+#[x_kube(validation = Rule::new("!has(self.dns) || !has(self.dns.records) || self.dns.records.all(r, r.target != 'http-api' || (has(self.httpApi) && has(self.httpApi.domain) && self.httpApi.domain.name == (r.name == '@' ? self.dns.zone : r.name + '.' + self.dns.zone)))").message("a DNS record to the HTTP API must name httpApi.domain.name").field_path(".dns.records"))]
+#[x_kube(validation = Rule::new("!has(self.region) || !has(self.network.availabilityZones) || self.network.availabilityZones.all(z, size(z) > 1 && z.substring(0, size(z) - 1) == self.region)").message("availability zones must be zones of spec.region").field_path(".network.availabilityZones"))]
 pub struct WebStackSpec {
     /// AWS region the stack lives in, such as `eu-west-1`. When omitted, the region of the
     /// operator's AWS configuration (`AWS_REGION`) is used. Cannot be changed.
@@ -73,9 +84,15 @@ pub struct WebStackSpec {
     #[schemars(length(max = 32))]
     pub region: Option<String>,
 
-    /// Tags added to every AWS resource of the stack, beside the ownership tags
-    /// `webstack.io/stack`, `webstack.io/component` and `Name`, which are reserved.
+    /// Tags added to every AWS resource of the stack, at most 46: AWS allows 50 per resource
+    /// and the operator adds `webstack.io/stack`, `webstack.io/component`, `webstack.io/owner`
+    /// and `Name`. Keys starting with `aws:` or `webstack.io/` are reserved.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(k, !k.lowerAscii().startsWith('aws:') && !k.lowerAscii().startsWith('webstack.io/') && k != 'Name')").message("tag keys starting with aws: or webstack.io/ (in any case), and Name, are reserved"))]
+    #[schemars(extend(
+        "maxProperties" = 46,
+        "additionalProperties" = {"type": "string", "maxLength": 256, "pattern": patterns::TAG_VALUE}
+    ))]
     pub tags: BTreeMap<String, String>,
 
     /// What happens to the AWS resources when the stack is deleted: `Delete` removes them,
@@ -196,7 +213,40 @@ impl WebStack {
 pub fn crd_yaml() -> String {
     use kube::CustomResourceExt;
     let yaml = serde_yaml::to_string(&WebStack::crd()).expect("the CRD serializes");
-    format!("# Generated by `webstack crd`; do not edit.\n{yaml}")
+    format!(
+        "# Generated by `webstack crd`; do not edit.\n{}",
+        quote_yaml11_enum_values(&yaml)
+    )
+}
+
+/// serde_yaml writes YAML 1.2, where `N` is a string; kubectl and the API server read YAML
+/// 1.1, where `N`, `y`, `no`, `on`, ... are booleans. Enum values among those are quoted so
+/// that every reader sees the string (DynamoDB's `N` attribute type would otherwise be `false`).
+fn quote_yaml11_enum_values(yaml: &str) -> String {
+    const YAML11_BOOLS: &[&str] = &[
+        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
+        "OFF",
+    ];
+    let mut out = String::with_capacity(yaml.len());
+    let mut enum_indent: Option<usize> = None;
+    for line in yaml.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let trimmed = line.trim_start();
+        if enum_indent.is_some_and(|i| indent < i || !trimmed.starts_with("- ")) {
+            enum_indent = None;
+        }
+        match (enum_indent, trimmed.strip_prefix("- ")) {
+            (Some(_), Some(value)) if YAML11_BOOLS.contains(&value) => {
+                out.push_str(&format!("{}- '{value}'", &line[..indent]));
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+        if trimmed == "enum:" {
+            enum_indent = Some(indent);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ pub struct MonitoringSpec {
 
     /// E-mail addresses told when an alarm fires (through an SNS topic).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16), inner(length(max = 253)))]
+    #[schemars(length(max = 16), inner(length(max = 253), regex(pattern = super::patterns::EMAIL)))]
     pub notify: Vec<String>,
 }
 

@@ -31,6 +31,7 @@ pub struct NetworkSpec {
     /// Explicit availability zones, such as `[eu-north-1a, eu-north-1b]`. Overrides `azCount`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(validation = Rule::new("self.all(z, self.exists_one(y, y == z))").message("an availability zone is listed twice"))]
+    #[x_kube(validation = Rule::new("self.all(z, size(z) > 1 && size(self[0]) > 1 && z.substring(0, size(z) - 1) == self[0].substring(0, size(self[0]) - 1))").message("all availability zones must be in one region"))]
     #[schemars(length(max = 6), inner(length(max = 32)))]
     pub availability_zones: Vec<String>,
 

@@ -117,11 +117,11 @@ pub struct CognitoClient {
     pub name: String,
     /// Where the hosted UI may send users after sign-in.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16), inner(length(max = 253)))]
+    #[schemars(length(max = 16), inner(length(max = 253), regex(pattern = super::patterns::REDIRECT_URL)))]
     pub callback_urls: Vec<String>,
     /// Where the hosted UI may send users after sign-out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16), inner(length(max = 253)))]
+    #[schemars(length(max = 16), inner(length(max = 253), regex(pattern = super::patterns::REDIRECT_URL)))]
     pub logout_urls: Vec<String>,
 }
 
@@ -198,7 +198,7 @@ pub struct FunctionCode {
     pub s3: Option<S3Object>,
     /// A container image: a full reference or `<repository>:<tag>` of `spec.repositories`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 512))]
+    #[schemars(length(max = 512), regex(pattern = super::patterns::IMAGE))]
     pub image: Option<String>,
 }
 
@@ -225,8 +225,7 @@ pub struct FunctionTrigger {
     pub cognito: Option<CognitoTrigger>,
     /// A route of the HTTP API, such as `GET /uploads/presign` or `OPTIONS /{proxy+}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.matches('^(ANY|GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) /[A-Za-z0-9_.~{}+/-]*$') || self == '$default'").message("a route is METHOD /path, such as GET /items/{id}"))]
-    #[schemars(length(max = 256))]
+    #[schemars(length(max = 256), regex(pattern = super::patterns::ROUTE))]
     pub http_route: Option<String>,
     /// The function is the HTTP API's authorizer (a Lambda authorizer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -299,10 +298,7 @@ pub struct HttpApiSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TierRoute {
     /// The route, such as `ANY /api/{proxy+}`.
-    #[schemars(
-        length(max = 256),
-        regex(pattern = r"^(ANY|GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) /")
-    )]
+    #[schemars(length(max = 256), regex(pattern = super::patterns::ROUTE))]
     pub route: String,
     /// A tier of `spec.backend.tiers`.
     #[schemars(length(max = 16))]
@@ -324,7 +320,8 @@ pub enum Authorization {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApiDomain {
-    #[schemars(length(max = 253))]
+    /// The domain, such as `api.example.com`.
+    #[schemars(length(max = 253), regex(pattern = super::patterns::DOMAIN))]
     pub name: String,
     /// A certificate of `spec.certificates`.
     #[schemars(length(max = 32))]

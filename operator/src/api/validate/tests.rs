@@ -1,3 +1,5 @@
+use ipnet::Ipv4Net;
+
 use super::*;
 
 fn repo_file(rel: &str) -> std::path::PathBuf {
@@ -27,9 +29,9 @@ fn every_invalid_spec_is_rejected_naming_its_field() {
             .to_owned();
         let err = parse_manifest(&text).expect_err(&format!("{} must be rejected", f.display()));
         assert!(
-            err.0
-                .iter()
-                .any(|e| e.path == field || e.path.starts_with(&format!("{field}."))),
+            err.0.iter().any(|e| e.path == field
+                || e.path.starts_with(&format!("{field}."))
+                || e.path.starts_with(&format!("{field}["))),
             "{}: expected an error on {field}, got: {err}",
             f.display()
         );
@@ -87,12 +89,71 @@ fn all_errors_are_reported_at_once() {
     );
 }
 
+fn base(spec: &str) -> String {
+    format!("apiVersion: webstack.io/v1alpha1\nkind: WebStack\nmetadata: {{name: unusual}}\nspec:\n{spec}")
+}
+
+/// Well-formed specs that are merely unusual stay valid.
 #[test]
-fn regions_look_like_regions() {
-    for ok in ["eu-west-1", "us-gov-west-1", "ap-southeast-4", "eu-north-1"] {
-        assert!(is_region(ok), "{ok}");
+fn unusual_but_well_formed_specs_are_accepted() {
+    let cases = [
+        // A region the table does not know yet, named with its zones.
+        "  region: ap-southeast-9\n  network:\n    vpcCidr: 10.0.0.0/16\n    availabilityZones: [ap-southeast-9a, ap-southeast-9b]\n",
+        // The zones alone say the region.
+        "  network:\n    vpcCidr: 10.0.0.0/16\n    availabilityZones: [eu-west-1a, eu-west-1c]\n",
+        // Tag keys with capitals and the characters AWS allows.
+        "  region: eu-west-1\n  tags: {CostCenter: '4711', 'Owner:Team': web-ops@example.com, Ümlaut Key: 'a = b + c'}\n  network:\n    vpcCidr: 10.0.0.0/16\n",
+        // A wildcard certificate covers one label; an image by registry, port and digest.
+        "  region: eu-west-1\n  network:\n    vpcCidr: 10.0.0.0/16\n    azCount: 3\n  frontend: {kind: S3, s3: {}}\n  backend:\n    tiers:\n    - name: api\n      runtime: InCluster\n      inCluster: {image: 'registry.example.com:5000/team/api@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'}\n  certificates:\n  - {name: site, domain: example.com, subjectAlternativeNames: ['*.example.com']}\n  cdn:\n    aliases: [example.com, www.example.com, shop.example.com]\n    certificate: site\n  dns:\n    zone: example.com\n    records:\n    - {name: '@', target: cdn}\n    - {name: shop, target: cdn}\n",
+    ];
+    for spec in cases {
+        let text = base(spec);
+        if let Err(e) = parse_manifest(&text) {
+            panic!("refused: {e}\n{text}");
+        }
     }
-    for bad in ["mars", "eu-west", "EU-WEST-1", "eu-west-x", "-west-1"] {
-        assert!(!is_region(bad), "{bad}");
-    }
+}
+
+#[test]
+fn zones_define_the_region_when_the_spec_names_none() {
+    let text = base(
+        "  network:\n    vpcCidr: 10.0.0.0/16\n    availabilityZones: [eu-north-1a, eu-north-1b]\n",
+    );
+    let stack = parse_manifest(&text).unwrap();
+    assert_eq!(declared_region(&stack.spec).as_deref(), Some("eu-north-1"));
+    // The caller's default region does not override the zones.
+    assert!(parse_manifest_in(&text, Some("us-east-1")).is_ok());
+}
+
+#[test]
+fn the_default_region_is_checked_like_a_declared_one() {
+    let text = base("  network:\n    vpcCidr: 10.0.0.0/16\n    azCount: 4\n");
+    assert!(parse_manifest_in(&text, Some("us-east-1")).is_ok());
+    let e = parse_manifest_in(&text, Some("eu-west-1")).unwrap_err();
+    assert_eq!(e.0[0].path, "spec.network.azCount", "{e}");
+    let moved = format!("{text}status: {{region: eu-west-2}}\n");
+    let e = parse_manifest_in(&moved, Some("us-east-1")).unwrap_err();
+    assert_eq!(e.0[0].path, "spec.region", "{e}");
+}
+
+/// Messages that concern one item of a list name the item, with its index.
+#[test]
+fn cross_references_name_the_item_of_the_list() {
+    let text = std::fs::read_to_string(repo_file("examples/fargate-serverless.yaml"))
+        .unwrap()
+        .replace(
+            "- functionName: image-processor",
+            "- functionName: thumbnails",
+        );
+    let e = parse_manifest(&text).unwrap_err();
+    assert_eq!(
+        e.0.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+        vec!["spec.buckets[0].notifications[0].functionName"],
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains("\"thumbnails\" is not a function of spec.functions"),
+        "{e}"
+    );
 }
