@@ -42,7 +42,13 @@ enum Command {
     /// Show the stack's status as AWS reports it; makes no change.
     Status(OutputArgs),
     /// Delete everything the stack owns (or, with deletionPolicy Retain, release it).
-    Destroy(OutputArgs),
+    Destroy {
+        #[command(flatten)]
+        args: OutputArgs,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 1800)]
+        timeout: u64,
+    },
     /// Print the WebStack CustomResourceDefinition (YAML).
     Crd,
     /// Run the controller: reconcile every WebStack of the cluster (from the in-cluster
@@ -99,6 +105,7 @@ impl Reporter for Progress {
         let verb = match e.what {
             EventKind::Created => "created",
             EventKind::Updated => "updated",
+            EventKind::Replaced => "replaced",
             EventKind::Deleted => "deleted",
             EventKind::Released => "released",
             EventKind::Waiting => "waiting",
@@ -166,7 +173,12 @@ pub async fn run(cli: Cli) -> ExitCode {
             })
             .await
         }
-        Command::Destroy(a) => with_stack(&a, |p| Box::pin(destroy(p, a.output))).await,
+        Command::Destroy { args, timeout } => {
+            with_stack(&args, |p| {
+                Box::pin(destroy(p, args.output, Duration::from_secs(timeout)))
+            })
+            .await
+        }
         Command::Run(args) => run_controller(args).await,
         Command::Crd => {
             print!("{}", webstack::api::crd_yaml());
@@ -202,7 +214,7 @@ where
 }
 
 fn render_plan(plan: &Plan) -> String {
-    if plan.is_empty() {
+    if plan.is_empty() && plan.kept.is_empty() {
         return "No changes. AWS matches the spec.\n".to_owned();
     }
     let mut out = String::new();
@@ -210,7 +222,8 @@ fn render_plan(plan: &Plan) -> String {
         let sign = match c.action {
             webstack::engine::Action::Create => "+",
             webstack::engine::Action::Update => "~",
-            webstack::engine::Action::Replace => "!",
+            webstack::engine::Action::Replace => "-/+",
+            webstack::engine::Action::Refuse => "!",
             webstack::engine::Action::Delete => "-",
         };
         let id =
@@ -225,13 +238,21 @@ fn render_plan(plan: &Plan) -> String {
             out.push_str(&format!("      {}: {} -> {}\n", f.field, f.before, f.after));
         }
     }
+    for k in &plan.kept {
+        let id = k.id.as_deref().unwrap_or_default();
+        out.push_str(&format!(
+            "  kept {} {} ({id}): holds data; no longer declared, deleted only with the stack\n",
+            k.kind, k.role
+        ));
+    }
     use webstack::engine::Action::*;
     out.push_str(&format!(
-        "Plan: {} to create, {} to update, {} to delete, {} refused.\n",
+        "Plan: {} to create, {} to update, {} to replace, {} to delete, {} refused.\n",
         plan.count(Create),
         plan.count(Update),
+        plan.count(Replace),
         plan.count(Delete),
-        plan.count(Replace)
+        plan.count(Refuse)
     ));
     out
 }
@@ -275,6 +296,16 @@ fn print_status(p: &Prepared, status: &webstack::api::WebStackStatus, output: Ou
                     println!("  securityGroup      {role} {id}");
                 }
             }
+            if let Some(db) = status.outputs.as_ref().and_then(|o| o.database.as_ref()) {
+                println!("  database           {}:{}", db.endpoint, db.port);
+                println!("  databaseSecretArn  {}", db.secret_arn);
+            }
+            for p in &status.pending {
+                println!(
+                    "Pending: {} {} {} is {} since {}",
+                    p.kind, p.role, p.id, p.state, p.since
+                );
+            }
             println!("Inventory: {} AWS resources", status.inventory.len());
             for i in &status.inventory {
                 println!("  {:<26} {:<32} {}", i.kind, i.role, i.id);
@@ -303,7 +334,7 @@ async fn apply(p: &Prepared, output: Output, timeout: Duration) -> Result<(), (S
 
 async fn status(p: &Prepared, output: Output) -> Result<(), (String, u8)> {
     let observation = p.observe().await.map_err(|e| (e.to_string(), 1))?;
-    let plan = p.engine.plan(&p.graph, &observation);
+    let plan = p.engine.plan(&p.graph, &observation, &p.key());
     let mut outcome = webstack::engine::ApplyOutcome {
         resources: plan.matched.clone(),
         ..Default::default()
@@ -324,15 +355,19 @@ async fn status(p: &Prepared, output: Output) -> Result<(), (String, u8)> {
     Ok(())
 }
 
-async fn destroy(p: &Prepared, output: Output) -> Result<(), (String, u8)> {
+async fn destroy(p: &Prepared, output: Output, timeout: Duration) -> Result<(), (String, u8)> {
     eprintln!("Destroying {} in {}", p.stack_id(), p.scope.region);
-    let out = p.destroy(&Progress).await.map_err(|e| (e.to_string(), 1))?;
+    let out = p
+        .destroy_until_gone(timeout, &Progress)
+        .await
+        .map_err(|e| (e.to_string(), 1))?;
     if output == Output::Json {
         emit_json(&json!({
             "stack": p.stack_id(),
             "deleted": out.deleted.iter().map(|o| json!({"kind": o.kind, "id": o.id, "role": o.role})).collect::<Vec<_>>(),
             "released": out.released.iter().map(|o| json!({"kind": o.kind, "id": o.id, "role": o.role})).collect::<Vec<_>>(),
-            "failures": out.failures.iter().map(|f| json!({"id": f.0, "error": f.1})).collect::<Vec<_>>(),
+            "pending": out.pending.iter().map(|o| json!({"kind": o.kind, "id": o.id, "role": o.role})).collect::<Vec<_>>(),
+            "failures": out.failures.iter().map(|f| json!({"kind": f.kind, "id": f.id, "role": f.role, "error": f.error})).collect::<Vec<_>>(),
         }));
     } else {
         println!(
@@ -348,7 +383,12 @@ async fn destroy(p: &Prepared, output: Output) -> Result<(), (String, u8)> {
         let errors: Vec<String> = out
             .failures
             .iter()
-            .map(|f| format!("{}: {}", f.0, f.1))
+            .map(|f| format!("{} {} ({}): {}", f.kind, f.role, f.id, f.error))
+            .chain(
+                out.pending
+                    .iter()
+                    .map(|o| format!("{} {} ({}): still deleting", o.kind, o.role, o.id)),
+            )
             .collect();
         Err((format!("some resources remain: {}", errors.join("; ")), 1))
     }

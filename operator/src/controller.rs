@@ -34,6 +34,8 @@ pub enum Error {
     Stack(#[from] StackError),
     #[error("AWS resources of the stack remain: {0}")]
     CleanupIncomplete(String),
+    #[error("AWS is still deleting: {0}")]
+    CleanupPending(String),
 }
 
 /// What every reconcile shares.
@@ -160,6 +162,7 @@ async fn publish_engine_events(ctx: &Context, ws: &WebStack, events: &[engine::E
         let (type_, reason) = match e.what {
             EventKind::Created => (EventType::Normal, "Created"),
             EventKind::Updated => (EventType::Normal, "Updated"),
+            EventKind::Replaced => (EventType::Normal, "Replaced"),
             EventKind::Deleted => (EventType::Normal, "Deleted"),
             EventKind::Released => (EventType::Normal, "Released"),
             EventKind::Failed => (EventType::Warning, "Failed"),
@@ -215,33 +218,28 @@ async fn apply(ws: &WebStack, ctx: &Context) -> Result<Action, Error> {
         Ok(p) => p,
         Err(err) => return report_failure(ctx, ws, &err, "Validate").await,
     };
-    match prepared
-        .engine
-        .apply(
-            &prepared.scope,
-            &prepared.stack_id(),
-            &prepared.graph,
-            None,
-            &engine::Silent,
-        )
-        .await
-    {
+    match prepared.apply_once(&engine::Silent).await {
         Ok(outcome) => {
             publish_engine_events(ctx, ws, &outcome.events).await;
             let status = prepared.status(&outcome, previous);
             patch_status(ctx, ws, &status).await?;
-            let ready = status.phase == Some(Phase::Ready);
-            Ok(Action::requeue(jitter(
-                if ready
-                    || outcome.failures.iter().all(|f| !f.retryable) && !outcome.failures.is_empty()
-                {
-                    ctx.resync
-                } else {
-                    ctx.retry
-                },
-            )))
+            Ok(Action::requeue(jitter(next_look(
+                &outcome, ctx.retry, ctx.resync,
+            ))))
         }
-        Err(e) => report_failure(ctx, ws, &StackError::from(e), "Reconcile").await,
+        Err(e) => report_failure(ctx, ws, &e, "Reconcile").await,
+    }
+}
+
+/// When to look at a stack again: soon while something settles or a failure may clear by
+/// itself; at the resync interval once nothing more can happen without a change (Ready, a
+/// tier this version does not build, a failure the user must fix).
+fn next_look(outcome: &engine::ApplyOutcome, retry: Duration, resync: Duration) -> Duration {
+    let retryable_failure = outcome.failures.iter().any(|f| f.retryable);
+    if !outcome.pending.is_empty() || retryable_failure {
+        retry
+    } else {
+        resync
     }
 }
 
@@ -251,10 +249,16 @@ async fn cleanup(ws: &WebStack, ctx: &Context) -> Result<Action, Error> {
         status.phase = Some(Phase::Deleting);
         patch_status(ctx, ws, &status).await?;
     }
+    // The resources live where the status says the stack was built, whatever the spec says
+    // now (a cluster that does not enforce the CRD's rules lets the region change).
+    let mut target = ws.clone();
+    if let Some(region) = status.region.clone() {
+        target.spec.region = Some(region);
+    }
     // Deletion finds resources by their tags; an invalid spec does not stop it.
-    let outcome = match stack::prepare(ws.clone(), &ctx.connect).await {
-        Ok(p) => p.destroy(&engine::Silent).await?,
-        Err(StackError::Invalid(_)) => stack::destroy_by_tags(ws, &ctx.connect).await?,
+    let outcome = match stack::prepare(target.clone(), &ctx.connect).await {
+        Ok(p) => p.destroy_once(&engine::Silent).await?,
+        Err(StackError::Invalid(_)) => stack::destroy_by_tags(&target, &ctx.connect).await?,
         Err(e) => return Err(e.into()),
     };
     let events: Vec<engine::Event> = outcome
@@ -273,11 +277,19 @@ async fn cleanup(ws: &WebStack, ctx: &Context) -> Result<Action, Error> {
     publish_engine_events(ctx, ws, &events).await;
     if outcome.is_complete() {
         Ok(Action::await_change())
+    } else if outcome.failures.is_empty() {
+        // Deletions AWS is still carrying out: look again soon, without a warning.
+        let pending: Vec<String> = outcome
+            .pending
+            .iter()
+            .map(|o| format!("{} {}", o.kind, o.id))
+            .collect();
+        Err(Error::CleanupPending(pending.join(", ")))
     } else {
         let failures: Vec<String> = outcome
             .failures
             .iter()
-            .map(|f| format!("{}: {}", f.0, f.1))
+            .map(|f| format!("{} {} ({}): {}", f.kind, f.role, f.id, f.error))
             .collect();
         publish(
             ctx,
@@ -289,5 +301,41 @@ async fn cleanup(ws: &WebStack, ctx: &Context) -> Result<Action, Error> {
         )
         .await;
         Err(Error::CleanupIncomplete(failures.join("; ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{ApplyOutcome, Kind, NodeFailure, NodeId, PendingNode};
+
+    #[test]
+    fn only_what_can_still_change_by_itself_is_looked_at_soon() {
+        let (retry, resync) = (Duration::from_secs(15), Duration::from_secs(300));
+        let failure = |retryable| NodeFailure {
+            node: NodeId::new(Kind("Vpc"), "vpc"),
+            error: "x".into(),
+            code: "X".into(),
+            retryable,
+        };
+        // Ready, or Degraded with tiers this version does not build: nothing more to do.
+        assert_eq!(next_look(&ApplyOutcome::default(), retry, resync), resync);
+        let mut permanent = ApplyOutcome::default();
+        permanent.failures.push(failure(false));
+        assert_eq!(next_look(&permanent, retry, resync), resync);
+        let mut throttled = ApplyOutcome::default();
+        throttled.failures.push(failure(true));
+        assert_eq!(next_look(&throttled, retry, resync), retry);
+        let mut settling = ApplyOutcome::default();
+        let node = NodeId::new(Kind("DbInstance"), "database");
+        settling.pending.insert(
+            node.clone(),
+            PendingNode {
+                node,
+                id: "db-1".into(),
+                state: "creating".into(),
+            },
+        );
+        assert_eq!(next_look(&settling, retry, resync), retry);
     }
 }

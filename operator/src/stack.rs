@@ -2,17 +2,21 @@
 //! until Ready, and the status that reports it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::api::validate::{self, ValidationErrors};
-use crate::api::{Condition, InventoryItem, Outputs, Phase, WebStack, WebStackStatus};
-use crate::aws::client::{AwsApi, Effect};
+use crate::api::{WebStack, WebStackStatus};
+use crate::aws::client::Effect;
 use crate::aws::error::AwsError;
-use crate::aws::{self, network, Connect, ConnectError, Scope, StackRef};
+use crate::aws::{self, database, network, Connect, ConnectError, Scope, StackRef};
 use crate::engine::{
-    ApplyOutcome, DestroyOutcome, Engine, EngineError, Graph, NodeId, Observation, Plan, Reporter,
+    ApplyOutcome, DestroyOutcome, Engine, EngineError, Event, EventKind, Graph, NodeId,
+    Observation, PendingNode, Plan, Reporter, StackKey,
 };
+pub use status::{error_status, failure_summary, status_from};
+
+mod status;
 
 /// Why a stack could not be reconciled.
 #[derive(Debug, thiserror::Error)]
@@ -132,25 +136,61 @@ pub fn desired_graph(
     zones: &[String],
 ) -> Result<Graph, StackError> {
     let name = stack.metadata.name.as_deref().unwrap_or_default();
-    let nodes = network::desired(name, region, &stack.spec.network, zones);
+    let mut nodes = network::desired(name, region, &effective_network(&stack.spec), zones);
+    let subnet = |half: &str, az: &String| NodeId::new(network::SUBNET, format!("{half}-{az}"));
+    // Data lives in the private subnets; a stack without them keeps it in the public ones,
+    // never publicly accessible.
+    let data_subnets: Vec<NodeId> = match stack.spec.network.private_subnets {
+        Some(_) => zones.iter().map(|az| subnet("private", az)).collect(),
+        None => zones.iter().map(|az| subnet("public", az)).collect(),
+    };
+    nodes.extend(database::desired(
+        &stack_ref(stack),
+        &stack.spec,
+        data_subnets,
+        NodeId::new(network::SECURITY_GROUP, network::DATABASE_SG),
+    ));
     Graph::new(nodes).map_err(|e| StackError::Engine(e.into()))
+}
+
+/// The network as the tiers need it: a database's and a cache's security groups, on their
+/// engines' ports, whether or not the network section names those ports.
+pub fn effective_network(spec: &crate::api::WebStackSpec) -> crate::api::NetworkSpec {
+    let mut net = spec.network.clone();
+    let groups = &mut net.security_groups;
+    if let Some(rds) = spec
+        .database
+        .as_ref()
+        .filter(|d| d.kind == crate::api::DatabaseKind::Rds)
+        .and_then(|d| d.rds.as_ref())
+    {
+        groups.database_port.get_or_insert(rds.engine.port());
+    }
+    if spec.cache.is_some() {
+        groups.cache_port.get_or_insert(6379);
+    }
+    net
+}
+
+/// The stack's identity for AWS: namespace, name and owner.
+fn stack_ref(stack: &WebStack) -> StackRef {
+    StackRef::new(
+        stack.metadata.namespace.as_deref().unwrap_or("default"),
+        stack.metadata.name.as_deref().unwrap_or_default(),
+        stack.metadata.uid.as_deref(),
+    )
 }
 
 /// Connects to AWS for a stack: its region, credentials, call layer and identity.
 async fn connect_scope(stack: &WebStack, connect: &Connect) -> Result<Scope, StackError> {
     let region = validate::declared_region(&stack.spec);
-    let config = aws::load_config(region.as_deref(), connect).await?;
-    let region = config.region().map(|r| r.to_string()).unwrap_or_default();
-    let api = match connect.api.clone() {
-        Some(a) => a,
-        None => Arc::new(AwsApi::new(aws::account_key(&config).await?, region)),
-    };
-    let stack_ref = StackRef::new(
-        stack.metadata.namespace.as_deref().unwrap_or("default"),
-        stack.metadata.name.as_deref().unwrap_or_default(),
-        stack.metadata.uid.as_deref(),
-    );
-    Ok(Scope::new(stack_ref, &config, api, stack.spec.tags.clone()))
+    let (config, api) = connect.connect(region.as_deref()).await?;
+    Ok(Scope::new(
+        stack_ref(stack),
+        &config,
+        api,
+        stack.spec.tags.clone(),
+    ))
 }
 
 /// Validates the stack (no AWS call on failure), then connects and computes its graph.
@@ -180,7 +220,7 @@ pub async fn destroy_by_tags(
     Ok(aws::engine()
         .destroy(
             &scope,
-            &scope.stack.id(),
+            &scope.stack.key(),
             None,
             retain,
             &crate::engine::Silent,
@@ -202,13 +242,6 @@ pub fn unsupported_tiers(stack: &WebStack) -> Vec<(&'static str, &'static str)> 
         (!s.buckets.is_empty(), "Storage", "spec.buckets"),
         (s.backend.is_some(), "Backend", "spec.backend"),
         (!s.repositories.is_empty(), "Registry", "spec.repositories"),
-        (
-            s.database
-                .as_ref()
-                .is_some_and(|d| d.kind == crate::api::DatabaseKind::Rds),
-            "Database",
-            "spec.database",
-        ),
         (!s.tables.is_empty(), "Tables", "spec.tables"),
         (s.cache.is_some(), "Cache", "spec.cache"),
         (s.cdn.is_some(), "Cdn", "spec.cdn"),
@@ -236,9 +269,25 @@ pub fn unsupported_tiers(stack: &WebStack) -> Vec<(&'static str, &'static str)> 
     out
 }
 
+/// A pending resource as a progress line.
+fn report_pending(reporter: &dyn Reporter, p: &PendingNode, elapsed: Duration) {
+    reporter.report(Event {
+        what: EventKind::Waiting,
+        kind: p.node.kind,
+        role: p.node.role.clone(),
+        id: Some(p.id.clone()),
+        detail: format!("{}, {}s", p.state, elapsed.as_secs()),
+    });
+}
+
 impl Prepared {
     pub fn stack_id(&self) -> String {
         self.scope.stack.id()
+    }
+
+    /// The stack as the engine knows it: its tag and its owner.
+    pub fn key(&self) -> StackKey {
+        self.scope.stack.key()
     }
 
     pub async fn observe(&self) -> Result<Observation, StackError> {
@@ -250,57 +299,103 @@ impl Prepared {
 
     pub async fn plan(&self) -> Result<Plan, StackError> {
         let observation = self.observe().await?;
-        Ok(self.engine.plan(&self.graph, &observation))
+        Ok(self.engine.plan(&self.graph, &observation, &self.key()))
+    }
+
+    /// One apply pass.
+    pub async fn apply_once(&self, reporter: &dyn Reporter) -> Result<ApplyOutcome, StackError> {
+        Ok(self
+            .engine
+            .apply(&self.scope, &self.key(), &self.graph, None, reporter)
+            .await?)
     }
 
     /// Applies passes until the stack is Ready, a permanent error occurs, or `timeout` passes.
+    /// Between passes, each resource still settling is reported with the time it has taken.
     pub async fn apply_until_ready(
         &self,
         timeout: Duration,
         reporter: &dyn Reporter,
     ) -> Result<ApplyOutcome, StackError> {
         let started = Instant::now();
+        let mut since: BTreeMap<String, Instant> = BTreeMap::new();
         let mut backoff = Duration::from_secs(1);
         loop {
-            let outcome = self
-                .engine
-                .apply(&self.scope, &self.stack_id(), &self.graph, None, reporter)
-                .await;
-            match outcome {
+            match self.apply_once(reporter).await {
                 Ok(o) if o.is_ready() => return Ok(o),
-                Ok(o) if !o.is_retryable() || started.elapsed() >= timeout => {
-                    return Err(StackError::NotReady(failure_summary(&o)));
+                Ok(o) if !o.is_retryable() => {
+                    return Err(StackError::NotReady(failure_summary(&o)))
                 }
-                Ok(_) => {}
+                Ok(o) if started.elapsed() >= timeout => {
+                    return Err(StackError::NotReady(format!(
+                        "gave up after {:?}: {}",
+                        timeout,
+                        failure_summary(&o)
+                    )))
+                }
+                Ok(o) => {
+                    for p in o.pending.values() {
+                        let first = *since.entry(p.id.clone()).or_insert_with(Instant::now);
+                        report_pending(reporter, p, first.elapsed());
+                    }
+                    if o.is_settling() {
+                        backoff = backoff.min(Duration::from_secs(5));
+                    }
+                }
                 Err(e) if e.is_retryable() && started.elapsed() < timeout => {
                     tracing::debug!(error = %e, "observation failed; retrying");
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(30));
         }
     }
 
-    pub async fn destroy(&self, reporter: &dyn Reporter) -> Result<DestroyOutcome, StackError> {
+    /// One destroy pass (or, with `deletionPolicy: Retain`, release).
+    pub async fn destroy_once(
+        &self,
+        reporter: &dyn Reporter,
+    ) -> Result<DestroyOutcome, StackError> {
         let retain = self.stack.spec.deletion_policy == crate::api::DeletionPolicy::Retain;
-        let mut attempts = 0;
+        Ok(self
+            .engine
+            .destroy(
+                &self.scope,
+                &self.key(),
+                Some(&self.graph),
+                retain,
+                reporter,
+            )
+            .await?)
+    }
+
+    /// Destroy passes until everything is gone, a permanent error occurs, or `timeout` passes;
+    /// deletions that take a while are polled between passes.
+    pub async fn destroy_until_gone(
+        &self,
+        timeout: Duration,
+        reporter: &dyn Reporter,
+    ) -> Result<DestroyOutcome, StackError> {
+        let started = Instant::now();
+        let mut backoff = Duration::from_secs(1);
         loop {
-            attempts += 1;
-            let out = self
-                .engine
-                .destroy(
-                    &self.scope,
-                    &self.stack_id(),
-                    Some(&self.graph),
-                    retain,
-                    reporter,
-                )
-                .await?;
-            if out.is_complete() || attempts >= 5 || out.failures.iter().any(|f| !f.2) {
+            let out = self.destroy_once(reporter).await?;
+            let permanent = out.failures.iter().any(|f| !f.retryable);
+            if out.is_complete() || permanent || started.elapsed() >= timeout {
                 return Ok(out);
             }
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            for o in &out.pending {
+                reporter.report(Event {
+                    what: EventKind::Waiting,
+                    kind: o.kind,
+                    role: o.role.clone(),
+                    id: Some(o.id.clone()),
+                    detail: format!("deleting, {}s", started.elapsed().as_secs()),
+                });
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(15));
         }
     }
 
@@ -318,175 +413,4 @@ impl Prepared {
             previous,
         )
     }
-}
-
-/// One line per failure, for conditions and errors.
-pub fn failure_summary(o: &ApplyOutcome) -> String {
-    let mut parts: Vec<String> = o
-        .failures
-        .iter()
-        .map(|f| format!("{}: {}", f.node, f.error))
-        .collect();
-    if !o.blocked.is_empty() {
-        parts.push(format!("{} resources wait for them", o.blocked.len()));
-    }
-    parts.join("; ")
-}
-
-fn previous_condition<'a>(
-    previous: Option<&'a WebStackStatus>,
-    type_: &str,
-) -> Option<&'a Condition> {
-    previous.and_then(|p| p.conditions.iter().find(|c| c.type_ == type_))
-}
-
-/// Builds the status: phase, `Ready` and per-tier conditions, outputs and inventory.
-pub fn status_from(
-    stack: &WebStack,
-    region: &str,
-    zones: &[String],
-    outcome: &ApplyOutcome,
-    previous: Option<&WebStackStatus>,
-) -> WebStackStatus {
-    let generation = stack.metadata.generation;
-    let unsupported = unsupported_tiers(stack);
-    let converged = outcome.is_ready();
-    let ready = converged && unsupported.is_empty();
-    let tier_of = |id: &NodeId| -> &'static str {
-        // Every kind built so far belongs to the network tier.
-        let _ = id;
-        "Network"
-    };
-    let mut tiers: BTreeMap<&'static str, Vec<String>> = BTreeMap::from([("Network", Vec::new())]);
-    for f in &outcome.failures {
-        tiers
-            .entry(tier_of(&f.node))
-            .or_default()
-            .push(format!("{}: {}", f.node, f.error));
-    }
-    for (id, by) in &outcome.blocked {
-        tiers
-            .entry(tier_of(id))
-            .or_default()
-            .push(format!("{id} waits for {by}"));
-    }
-    let mut conditions = Vec::new();
-    let summary = failure_summary(outcome);
-    let (reason, message) = if ready {
-        (
-            "Reconciled",
-            format!(
-                "{} AWS resources are in the desired state",
-                outcome.resources.len()
-            ),
-        )
-    } else if converged {
-        let fields: Vec<&str> = unsupported.iter().map(|(_, f)| *f).collect();
-        (
-            "TiersNotSupported",
-            format!(
-                "the network tier is in the desired state ({} AWS resources); this operator version does not build {} yet, and created nothing for them",
-                outcome.resources.len(),
-                fields.join(", ")
-            ),
-        )
-    } else if outcome.is_retryable() {
-        ("Provisioning", summary)
-    } else {
-        ("AwsError", summary)
-    };
-    conditions.push(Condition::new(
-        "Ready",
-        ready,
-        reason,
-        message,
-        generation,
-        previous_condition(previous, "Ready"),
-    ));
-    for (tier, problems) in tiers {
-        let type_ = format!("{tier}Ready");
-        let ok = problems.is_empty();
-        let (reason, message) = if ok {
-            ("Reconciled", String::new())
-        } else {
-            (reason, problems.join("; "))
-        };
-        conditions.push(Condition::new(
-            &type_,
-            ok,
-            reason,
-            message,
-            generation,
-            previous_condition(previous, &type_),
-        ));
-    }
-    for (tier, field) in &unsupported {
-        let type_ = format!("{tier}Ready");
-        let message = format!("{field} is declared, but this operator version does not build the {tier} tier yet; nothing was created for it");
-        conditions.push(Condition::new(
-            &type_,
-            false,
-            "NotYetSupported",
-            message,
-            generation,
-            previous_condition(previous, &type_),
-        ));
-    }
-    let mut inventory: Vec<InventoryItem> = outcome
-        .resources
-        .iter()
-        .map(|(id, o)| InventoryItem {
-            kind: id.kind.to_string(),
-            id: o.id.clone(),
-            role: id.role.clone(),
-        })
-        .collect();
-    inventory.sort();
-    WebStackStatus {
-        observed_generation: generation,
-        region: Some(region.to_owned()),
-        phase: Some(if ready {
-            Phase::Ready
-        } else if converged {
-            Phase::Degraded
-        } else if outcome.is_retryable() {
-            Phase::Provisioning
-        } else {
-            Phase::Failed
-        }),
-        conditions,
-        outputs: Some(Outputs {
-            url: None,
-            network: Some(network::outputs(&outcome.resources, zones)),
-        }),
-        inventory,
-    }
-}
-
-/// The status of a stack that failed before any AWS work: `Ready=False` naming the problem.
-pub fn error_status(
-    stack: &WebStack,
-    err: &StackError,
-    previous: Option<&WebStackStatus>,
-) -> WebStackStatus {
-    let generation = stack.metadata.generation;
-    let message = err.to_string();
-    let mut status = previous.cloned().unwrap_or_default();
-    status.observed_generation = generation;
-    status.phase = Some(if err.is_retryable() {
-        Phase::Provisioning
-    } else {
-        Phase::Failed
-    });
-    let ready = Condition::new(
-        "Ready",
-        false,
-        err.reason(),
-        message,
-        generation,
-        previous_condition(previous, "Ready"),
-    );
-    status.conditions.retain(|c| c.type_ != "Ready");
-    status.conditions.insert(0, ready);
-    status
 }

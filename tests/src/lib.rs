@@ -67,6 +67,51 @@ pub fn http(port: u16, method: &str, path: &str) -> std::io::Result<(u16, String
     Ok((status, body))
 }
 
+/// One JSON-protocol call to the emulator (`X-Amz-Target: <target>`), for what a test reads
+/// from a service the operator's crates do not include (Secrets Manager's secret value).
+pub fn aws_json(port: u16, target: &str, body: &serde_json::Value) -> serde_json::Value {
+    let body = body.to_string();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nX-Amz-Target: {target}\r\nContent-Type: application/x-amz-json-1.1\r\nAuthorization: AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/20260101/eu-west-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let answer = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    serde_json::from_str(answer).unwrap_or_else(|e| panic!("{target}: {e}: {text}"))
+}
+
+/// A manifest written to a file of its own, for the CLI; removed when dropped.
+pub struct TempManifest(PathBuf);
+
+impl TempManifest {
+    pub fn new(text: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path =
+            std::env::temp_dir().join(format!("webstack-test-{}-{n}.yaml", std::process::id()));
+        std::fs::write(&path, text).expect("a writable temporary directory");
+        TempManifest(path)
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 path")
+    }
+}
+
+impl Drop for TempManifest {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// A moto server of its own, stopped when dropped.
 pub struct Moto {
     child: Child,
@@ -171,27 +216,92 @@ impl Drop for FaultyProxy {
 /// Connection settings for the library, aimed at `endpoint`, with a fresh call layer.
 pub fn connect(endpoint: &str) -> (Connect, Arc<AwsApi>) {
     let api = Arc::new(AwsApi::new(format!("test-{endpoint}"), "eu-west-1"));
-    let connect = Connect {
-        endpoint_url: Some(endpoint.to_owned()),
-        credentials: Some(aws_credential_types::Credentials::new(
-            ACCESS_KEY, SECRET_KEY, None, None, "tests",
-        )),
-        api: Some(api.clone()),
-    };
+    let mut connect = Connect::default();
+    connect.endpoint_url = Some(endpoint.to_owned());
+    connect.credentials = Some(aws_credential_types::Credentials::new(
+        ACCESS_KEY, SECRET_KEY, None, None, "tests",
+    ));
+    connect.api = Some(api.clone());
     (connect, api)
 }
 
-/// An EC2 client on the emulator, to check what it holds.
-pub async fn ec2(endpoint: &str, region: &str) -> aws_sdk_ec2::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+/// The SDK's configuration for the emulator, to check what it holds.
+pub async fn sdk_config(endpoint: &str, region: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(region.to_owned()))
         .endpoint_url(endpoint)
         .credentials_provider(aws_credential_types::Credentials::new(
             ACCESS_KEY, SECRET_KEY, None, None, "tests",
         ))
         .load()
-        .await;
-    aws_sdk_ec2::Client::new(&config)
+        .await
+}
+
+/// An EC2 client on the emulator, to check what it holds.
+pub async fn ec2(endpoint: &str, region: &str) -> aws_sdk_ec2::Client {
+    aws_sdk_ec2::Client::new(&sdk_config(endpoint, region).await)
+}
+
+/// Mutating calls of a CLI apply, from its `--show-calls` report.
+pub fn mutating_calls(out: &Output) -> u64 {
+    let text = String::from_utf8_lossy(&out.stderr);
+    let report = text.split("AWS calls:").nth(1).expect("a call report");
+    report
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let parts: Vec<&str> = l.split_whitespace().collect();
+            (parts.len() == 3 && !webstack::aws::client::is_read_operation(parts[1]))
+                .then(|| parts[2].parse::<u64>().expect("a count"))
+        })
+        .sum()
+}
+
+/// What RDS holds, by type (the emulator's own default groups left out).
+pub async fn rds_census(rds: &aws_sdk_rds::Client) -> BTreeMap<&'static str, usize> {
+    let mut c = BTreeMap::new();
+    let instances = rds
+        .describe_db_instances()
+        .send()
+        .await
+        .expect("DescribeDBInstances");
+    c.insert("db instances", instances.db_instances().len());
+    let subnets = rds
+        .describe_db_subnet_groups()
+        .send()
+        .await
+        .expect("DescribeDBSubnetGroups");
+    c.insert(
+        "db subnet groups",
+        subnets
+            .db_subnet_groups()
+            .iter()
+            .filter(|g| g.db_subnet_group_name() != Some("default"))
+            .count(),
+    );
+    let params = rds
+        .describe_db_parameter_groups()
+        .send()
+        .await
+        .expect("DescribeDBParameterGroups");
+    c.insert(
+        "db parameter groups",
+        params
+            .db_parameter_groups()
+            .iter()
+            .filter(|g| {
+                !g.db_parameter_group_name()
+                    .unwrap_or_default()
+                    .starts_with("default.")
+            })
+            .count(),
+    );
+    c
+}
+
+/// An RDS client on the emulator.
+pub async fn rds(endpoint: &str, region: &str) -> aws_sdk_rds::Client {
+    aws_sdk_rds::Client::new(&sdk_config(endpoint, region).await)
 }
 
 /// An example from `examples/`, renamed so that tests do not share stacks.

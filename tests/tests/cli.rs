@@ -115,7 +115,7 @@ fn the_cli_applies_plans_reports_status_and_destroys() {
     );
     let plan = run_cli(&moto.url(), &["plan", "-f", file], &[]);
     assert!(String::from_utf8_lossy(&plan.stdout)
-        .contains("Plan: 31 to create, 0 to update, 0 to delete, 0 refused."));
+        .contains("Plan: 31 to create, 0 to update, 0 to replace, 0 to delete, 0 refused."));
 }
 
 /// A stack with tiers this version does not build: the network is applied, the status says

@@ -244,6 +244,11 @@ async fn invalid_specs_that_reach_the_controller_get_ready_false_naming_the_fiel
             .unwrap()
             .trim_start_matches("# field: ")
             .to_owned();
+        // A status in a file is the CLI's business: the API server takes status only through
+        // the status subresource, so those samples are valid objects here.
+        if text.contains("\nstatus:") {
+            continue;
+        }
         let namespace = format!("invalid-{i}");
         server.kubectl(&["create", "namespace", &namespace], None);
         // Each sample in a namespace of its own, so that all can exist at once.

@@ -16,21 +16,6 @@ fn apply(moto: &Moto, crash_after: Option<u64>) -> std::process::Output {
     run_cli(&moto.url(), &["apply", "-f", EXAMPLE, "--show-calls"], &env)
 }
 
-/// Mutating calls of an apply, from its `--show-calls` report.
-fn mutating_calls(out: &std::process::Output) -> u64 {
-    let text = String::from_utf8_lossy(&out.stderr);
-    let report = text.split("AWS calls:").nth(1).expect("a call report");
-    report
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let parts: Vec<&str> = l.split_whitespace().collect();
-            (parts.len() == 3 && !webstack::aws::client::is_read_operation(parts[1]))
-                .then(|| parts[2].parse::<u64>().unwrap())
-        })
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_after_any_mutating_call_converges_without_duplicates_or_leaks() {
     let moto = Moto::start();

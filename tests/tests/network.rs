@@ -386,6 +386,7 @@ async fn zones_and_nat_mode_change_in_place() {
     let p = stack::prepare(stack, &connect).await.unwrap();
     let plan = p.plan().await.unwrap();
     assert_eq!(plan.count(Action::Replace), 0);
+    assert_eq!(plan.count(Action::Refuse), 0);
     assert_eq!(plan.count(Action::Delete), 0, "{:?}", plan.changes);
     let second = p.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
     let net = p.status(&second, None).outputs.unwrap().network.unwrap();
@@ -502,7 +503,7 @@ async fn destroy_removes_everything_the_stack_owns_and_nothing_else() {
     p.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
     assert!(owned_count(&ec2, "default/doomed").await > 0);
 
-    let out = p.destroy(&Silent).await.unwrap();
+    let out = p.destroy_until_gone(TIMEOUT, &Silent).await.unwrap();
     assert!(out.is_complete(), "{:?}", out.failures);
     assert_eq!(owned_count(&ec2, "default/doomed").await, 0);
     assert_eq!(
@@ -511,8 +512,75 @@ async fn destroy_removes_everything_the_stack_owns_and_nothing_else() {
         "exactly the neighbour's resources remain, EIPs included"
     );
     // Destroying again finds nothing and succeeds.
-    assert!(p.destroy(&Silent).await.unwrap().deleted.is_empty());
-    keep.destroy(&Silent).await.unwrap();
+    assert!(p
+        .destroy_until_gone(TIMEOUT, &Silent)
+        .await
+        .unwrap()
+        .deleted
+        .is_empty());
+    keep.destroy_until_gone(TIMEOUT, &Silent).await.unwrap();
+    assert_eq!(census(&ec2).await, pristine);
+}
+
+/// Two owners (two clusters, or a cluster and the CLI) with a stack of the same namespace and
+/// name in one account: each builds and deletes its own resources, and reports the other's as
+/// foreign instead of adopting or deleting them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_owners_of_a_stack_of_the_same_name_never_touch_each_other() {
+    let moto = Moto::start();
+    let (connect, _) = connect(&moto.url());
+    let ec2 = ec2(&moto.url(), "eu-west-1").await;
+    let pristine = census(&ec2).await;
+    let owned = |uid: &str| {
+        let mut s = example("network-only.yaml", "twin");
+        s.metadata.uid = Some(uid.to_owned());
+        s
+    };
+    let first = stack::prepare(owned("uid-cluster-a"), &connect)
+        .await
+        .unwrap();
+    first.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
+    let one = census(&ec2).await;
+    let second = stack::prepare(owned("uid-cluster-b"), &connect)
+        .await
+        .unwrap();
+    let out = second.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
+    assert!(out.deleted.is_empty(), "nothing of the first owner deleted");
+    assert!(
+        !out.foreign.is_empty(),
+        "the first owner's resources are reported"
+    );
+    assert!(out
+        .foreign
+        .iter()
+        .all(|o| o.owner.as_deref() == Some("uid-cluster-a")));
+    let status = second.status(&out, None);
+    let ready = &status.conditions[0];
+    assert!(
+        ready
+            .message
+            .contains("belong to another owner (uid-cluster-a)"),
+        "{}",
+        ready.message
+    );
+    let vpcs = ec2
+        .describe_vpcs()
+        .filters(owned_by("default/twin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(vpcs.vpcs().len(), 2, "each owner has its own VPC");
+    // The first owner sees no change to make: the second's resources are not its own.
+    assert!(first.plan().await.unwrap().is_empty());
+    let gone = second.destroy_until_gone(TIMEOUT, &Silent).await.unwrap();
+    assert!(gone.is_complete(), "{:?}", gone.failures);
+    assert_eq!(
+        census(&ec2).await,
+        one,
+        "exactly the first owner's resources remain"
+    );
+    assert!(first.plan().await.unwrap().is_empty());
+    first.destroy_until_gone(TIMEOUT, &Silent).await.unwrap();
     assert_eq!(census(&ec2).await, pristine);
 }
 
@@ -526,7 +594,7 @@ async fn retain_leaves_everything_and_releases_the_claim() {
     let p = stack::prepare(stack, &connect).await.unwrap();
     p.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
     let applied = census(&ec2).await;
-    let out = p.destroy(&Silent).await.unwrap();
+    let out = p.destroy_until_gone(TIMEOUT, &Silent).await.unwrap();
     assert!(out.is_complete(), "{:?}", out.failures);
     assert!(out.deleted.is_empty());
     assert_eq!(census(&ec2).await, applied, "nothing was deleted");
@@ -562,7 +630,7 @@ async fn apply_converges_through_throttling_and_unavailability() {
         .unwrap();
     p.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
     let reference = census(&ec2).await;
-    p.destroy(&Silent).await.unwrap();
+    p.destroy_until_gone(TIMEOUT, &Silent).await.unwrap();
     assert_eq!(census(&ec2).await, pristine);
 
     // The same apply with 20% of the calls refused.
@@ -578,8 +646,11 @@ async fn apply_converges_through_throttling_and_unavailability() {
         "faults were injected: {forwarded} {throttled} {unavailable}"
     );
     let counts = api.counts();
-    let refused: u64 = counts.0["ec2"]
+    // Every service the observation reads (EC2, and RDS for the database kinds) met faults.
+    let refused: u64 = counts
+        .0
         .values()
+        .flat_map(|ops| ops.values())
         .flat_map(|o| o.iter().filter(|(k, _)| *k != "ok").map(|(_, n)| n))
         .sum();
     assert_eq!(

@@ -234,7 +234,7 @@ fn bench_with(moto: &Path) -> Result {
             "--package",
             "webstack-tests",
             "--bin",
-            "bench-network",
+            "bench-calls",
         ])
         .env("WEBSTACK_MOTO_SERVER", moto))
 }

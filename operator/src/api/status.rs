@@ -31,6 +31,24 @@ pub struct WebStackStatus {
     /// Every AWS resource the stack owns.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inventory: Vec<InventoryItem>,
+
+    /// Resources AWS is still creating or deleting (a database, a distribution), with the
+    /// state AWS reports and since when; what depends on them waits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PendingResource>,
+}
+
+/// A resource that is still settling.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingResource {
+    pub kind: String,
+    pub role: String,
+    pub id: String,
+    /// The state AWS reports, such as `creating`.
+    pub state: String,
+    /// When the operator first saw it settling (RFC 3339).
+    pub since: String,
 }
 
 /// A one-word summary of the stack's state.
@@ -75,6 +93,20 @@ pub struct Outputs {
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkOutputs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseOutputs>,
+}
+
+/// Where the application reaches the database. The password is in Secrets Manager, under
+/// `secretArn`: AWS generated it, and it appears nowhere else.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseOutputs {
+    pub endpoint: String,
+    pub port: i64,
+    /// The ARN of the Secrets Manager secret that holds the master user's password.
+    pub secret_arn: String,
+    pub identifier: String,
 }
 
 /// Identifiers of the network tier.

@@ -128,6 +128,9 @@ impl Default for RateLimit {
 
 type BucketKey = (String, String, &'static str);
 
+/// Buckets kept before idle ones are dropped.
+const MAX_BUCKETS: usize = 512;
+
 fn buckets() -> &'static Mutex<HashMap<BucketKey, Arc<TokenBucket>>> {
     static BUCKETS: OnceLock<Mutex<HashMap<BucketKey, Arc<TokenBucket>>>> = OnceLock::new();
     BUCKETS.get_or_init(Default::default)
@@ -141,6 +144,11 @@ pub fn shared_bucket(
     limit: RateLimit,
 ) -> Arc<TokenBucket> {
     let mut map = buckets().lock().unwrap_or_else(|e| e.into_inner());
+    // Accounts and regions come and go with the stacks: past a bound, buckets that no call
+    // layer holds any more are dropped (a new one starts full, as an idle one would be).
+    if map.len() >= MAX_BUCKETS {
+        map.retain(|_, b| Arc::strong_count(b) > 1);
+    }
     map.entry((account.to_owned(), region.to_owned(), service))
         .or_insert_with(|| Arc::new(TokenBucket::new(limit.burst, limit.per_second)))
         .clone()
@@ -248,6 +256,8 @@ pub struct AwsApi {
     counts: Mutex<CallCounts>,
     mutations: AtomicU64,
     crash_after: Option<u64>,
+    /// Tags of resources whose listings do not carry them, read once per process.
+    pub tags: super::tags::TagCache,
 }
 
 impl AwsApi {
@@ -263,6 +273,7 @@ impl AwsApi {
             counts: Mutex::new(CallCounts::default()),
             mutations: AtomicU64::new(0),
             crash_after,
+            tags: Default::default(),
         }
     }
 

@@ -20,6 +20,9 @@ pub enum ErrorClass {
     DependencyViolation,
     /// The resource does not exist.
     NotFound,
+    /// An account quota is reached (VPCs, load balancers, instances per class): retrying does
+    /// not help until the quota is raised or something is deleted.
+    Quota,
     /// The request itself is wrong or not allowed; retrying will not help.
     Permanent,
 }
@@ -61,14 +64,14 @@ const THROTTLING_CODES: &[&str] = &[
     "TransactionInProgressException",
     "RequestLimitExceeded",
     "BandwidthLimitExceeded",
-    "LimitExceededException",
     "RequestThrottled",
     "SlowDown",
     "PriorRequestNotComplete",
     "EC2ThrottledException",
 ];
 
-/// Error codes meaning "another resource still depends on this one" or "not settled yet".
+/// Error codes meaning "another resource still depends on this one" or "not settled yet":
+/// states that clear by themselves.
 const DEPENDENCY_CODES: &[&str] = &[
     "DependencyViolation",
     "InvalidDependencyViolation",
@@ -76,7 +79,90 @@ const DEPENDENCY_CODES: &[&str] = &[
     "ResourceInUseException",
     "IncorrectState",
     "InvalidGatewayID.NotFound",
+    "InvalidDBInstanceState",
+    "InvalidDBInstanceStateFault",
+    "InvalidDBSubnetGroupStateFault",
+    "InvalidDBParameterGroupState",
+    "InvalidCacheClusterState",
+    "InvalidReplicationGroupState",
+    "InvalidCacheSubnetGroupState",
+    "ConcurrentModification",
+    "ConcurrentModificationException",
+    "OperationAborted",
+    "ResourceConflictException",
+    "ConflictException",
+    "ScalingActivityInProgress",
+    "ScalingActivityInProgressFault",
+    "ResourceContention",
+    "DeleteConflict",
 ];
+
+/// How one service's code (and, where AWS reuses a code, its message) is to be read: a code
+/// means something else in one service than in the others, or a validation error is in truth
+/// a dependency that is not visible yet (a role just created is not yet known to EC2).
+pub struct ServiceCode {
+    pub service: &'static str,
+    pub code: &'static str,
+    /// Applies only when the message contains this; any message when empty.
+    pub message: &'static str,
+    pub class: ErrorClass,
+}
+
+/// Each area's codes. IAM is eventually consistent: for seconds after a role or instance
+/// profile is created, the services that use it answer as if it did not exist.
+pub const SERVICE_CODES: &[ServiceCode] = &[
+    ServiceCode {
+        service: "ec2",
+        code: "InvalidParameterValue",
+        message: "IamInstanceProfile",
+        class: ErrorClass::DependencyViolation,
+    },
+    ServiceCode {
+        service: "autoscaling",
+        code: "ValidationError",
+        message: "Invalid IamInstanceProfile",
+        class: ErrorClass::DependencyViolation,
+    },
+    ServiceCode {
+        service: "lambda",
+        code: "InvalidParameterValueException",
+        message: "cannot be assumed",
+        class: ErrorClass::DependencyViolation,
+    },
+    ServiceCode {
+        service: "ecs",
+        code: "InvalidParameterException",
+        message: "Unable to assume",
+        class: ErrorClass::DependencyViolation,
+    },
+    ServiceCode {
+        service: "autoscaling",
+        code: "ResourceContention",
+        message: "",
+        class: ErrorClass::Throttled,
+    },
+    // API Gateway says LimitExceeded for its request rate.
+    ServiceCode {
+        service: "apigateway",
+        code: "LimitExceededException",
+        message: "",
+        class: ErrorClass::Throttled,
+    },
+    ServiceCode {
+        service: "iam",
+        code: "LimitExceeded",
+        message: "",
+        class: ErrorClass::Quota,
+    },
+];
+
+/// The class a service's own rules give an error, if any.
+pub fn classify_in_service(service: &str, code: &str, message: &str) -> Option<ErrorClass> {
+    SERVICE_CODES
+        .iter()
+        .find(|r| r.service == service && r.code == code && message.contains(r.message))
+        .map(|r| r.class)
+}
 
 impl AwsError {
     pub fn new(
@@ -147,7 +233,8 @@ impl AwsError {
             Some(s) => format!("HTTP{s}"),
             None => "Unknown".to_owned(),
         });
-        let class = classify(&code, status);
+        let class = classify_in_service(service, &code, &message)
+            .unwrap_or_else(|| classify(&code, status));
         let message = if message.is_empty() && class == ErrorClass::Permanent {
             format!("{err:?}")
         } else {
@@ -187,9 +274,15 @@ pub fn classify(code: &str, status: Option<u16>) -> ErrorClass {
         ErrorClass::DependencyViolation
     } else if code.ends_with("NotFound")
         || code.ends_with("NotFoundException")
-        || code == "NoSuchEntity"
+        || code.ends_with("NotFoundFault")
+        || code.starts_with("NoSuch")
     {
         ErrorClass::NotFound
+    } else if code.contains("LimitExceeded")
+        || code.contains("QuotaExceeded")
+        || code.starts_with("TooMany")
+    {
+        ErrorClass::Quota
     } else if status.is_some_and(|s| s >= 500)
         || code == "InternalError"
         || code == "InternalFailure"
@@ -234,6 +327,84 @@ mod tests {
             classify("UnauthorizedOperation", Some(403)),
             ErrorClass::Permanent
         );
+    }
+
+    #[test]
+    fn each_service_has_its_not_found_state_and_quota_codes() {
+        for code in [
+            "NoSuchBucket",
+            "NoSuchEntity",
+            "NoSuchHostedZone",
+            "DBInstanceNotFound",
+            "DBInstanceNotFoundFault",
+            "CacheSubnetGroupNotFoundFault",
+            "ResourceNotFoundException",
+            "RepositoryNotFoundException",
+            "LoadBalancerNotFound",
+        ] {
+            assert_eq!(classify(code, Some(404)), ErrorClass::NotFound, "{code}");
+        }
+        for code in [
+            "InvalidDBInstanceState",
+            "InvalidReplicationGroupState",
+            "ResourceInUse",
+            "ConcurrentModificationException",
+            "OperationAborted",
+            "DependencyViolation",
+        ] {
+            assert_eq!(
+                classify(code, Some(400)),
+                ErrorClass::DependencyViolation,
+                "{code}"
+            );
+        }
+        for code in [
+            "VpcLimitExceeded",
+            "AddressLimitExceeded",
+            "TooManyLoadBalancers",
+            "InstanceQuotaExceeded",
+            "LimitExceededException",
+        ] {
+            assert_eq!(classify(code, Some(400)), ErrorClass::Quota, "{code}");
+        }
+        // A rate limit whose name says limit, and codes AWS reuses with another meaning.
+        assert_eq!(
+            classify("RequestLimitExceeded", Some(400)),
+            ErrorClass::Throttled
+        );
+        assert_eq!(
+            classify_in_service("apigateway", "LimitExceededException", "rate"),
+            Some(ErrorClass::Throttled)
+        );
+        assert_eq!(
+            classify_in_service(
+                "ec2",
+                "InvalidParameterValue",
+                "Value (x) for parameter iamInstanceProfile.name is invalid. Invalid IamInstanceProfile name"
+            ),
+            Some(ErrorClass::DependencyViolation),
+            "an instance profile EC2 cannot see yet"
+        );
+        assert_eq!(
+            classify_in_service(
+                "autoscaling",
+                "ValidationError",
+                "Invalid IamInstanceProfile: x"
+            ),
+            Some(ErrorClass::DependencyViolation)
+        );
+        assert_eq!(
+            classify_in_service("ec2", "InvalidParameterValue", "bad CIDR"),
+            None
+        );
+        let quota = AwsError::new(
+            "elbv2",
+            "CreateLoadBalancer",
+            "TooManyLoadBalancers",
+            "",
+            ErrorClass::Quota,
+        );
+        assert!(!quota.is_retryable());
     }
 
     #[test]

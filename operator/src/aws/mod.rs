@@ -3,11 +3,14 @@
 //! [`Scope`].
 
 pub mod client;
+pub mod database;
 pub mod error;
+pub mod naming;
 pub mod network;
+pub mod tags;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -23,6 +26,9 @@ use client::AwsApi;
 pub const STACK_TAG: &str = "webstack.io/stack";
 /// The tag that says which part of the stack a resource is: `<tier>/<role>`.
 pub const COMPONENT_TAG: &str = "webstack.io/component";
+/// The tag that says who created the resource for the stack: the WebStack object's UID in a
+/// cluster, or the CLI's identity. A stack of the same name elsewhere never touches it.
+pub const OWNER_TAG: &str = "webstack.io/owner";
 
 /// Who a stack is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,6 +55,11 @@ impl StackRef {
     pub fn id(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
     }
+
+    /// The stack as the engine knows it: its tag value and its owner.
+    pub fn key(&self) -> crate::engine::StackKey {
+        crate::engine::StackKey::new(self.id(), self.uid.clone())
+    }
 }
 
 pub fn hex_digest(input: &str) -> String {
@@ -68,7 +79,15 @@ pub struct Scope {
     pub user_tags: BTreeMap<String, String>,
     pub api: Arc<AwsApi>,
     pub ec2: aws_sdk_ec2::Client,
+    pub rds: aws_sdk_rds::Client,
+    /// The configuration the clients were built from, for clients of other services and
+    /// regions.
+    config: SdkConfig,
 }
+
+/// Where AWS keeps the resources of its global services (IAM, CloudFront, Route 53) and the
+/// certificates CloudFront reads.
+pub const GLOBAL_REGION: &str = "us-east-1";
 
 /// Errors before any AWS call can be made.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +107,38 @@ pub struct Connect {
     pub credentials: Option<aws_credential_types::Credentials>,
     /// A call layer to share (its counts and rate limits); a new one otherwise.
     pub api: Option<Arc<AwsApi>>,
+    /// Configurations and call layers already built, by region: credentials are resolved once
+    /// per region and reused by every reconcile, not rebuilt each time.
+    connected: Arc<Mutex<HashMap<String, Connected>>>,
+}
+
+/// A region's configuration and call layer.
+type Connected = (SdkConfig, Arc<AwsApi>);
+
+impl Connect {
+    /// The configuration and call layer for `region` (the chain's default region when
+    /// `None`), built on first use.
+    pub async fn connect(&self, region: Option<&str>) -> Result<Connected, ConnectError> {
+        let key = region.unwrap_or_default().to_owned();
+        if let Some(found) = self.lock().get(&key) {
+            return Ok(found.clone());
+        }
+        let config = load_config(region, self).await?;
+        let api = match self.api.clone() {
+            Some(a) => a,
+            None => {
+                let region = config.region().map(|r| r.to_string()).unwrap_or_default();
+                Arc::new(AwsApi::new(account_key(&config).await?, region))
+            }
+        };
+        let pair = (config, api);
+        self.lock().insert(key, pair.clone());
+        Ok(pair)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Connected>> {
+        self.connected.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Loads the AWS configuration with the SDK's own retries off: the call layer retries.
@@ -142,10 +193,27 @@ impl Scope {
         Scope {
             region: config.region().map(|r| r.to_string()).unwrap_or_default(),
             ec2: aws_sdk_ec2::Client::new(config),
+            rds: aws_sdk_rds::Client::new(config),
+            config: config.clone(),
             stack,
             user_tags,
             api,
         }
+    }
+
+    /// The configuration for a client of a resource that lives in `region` (IAM, CloudFront and
+    /// Route 53 in [`GLOBAL_REGION`], CloudFront's certificate too), with the same credentials
+    /// and endpoint as the stack's own.
+    pub fn config_in(&self, region: &str) -> SdkConfig {
+        self.config
+            .to_builder()
+            .region(Region::new(region.to_owned()))
+            .build()
+    }
+
+    /// The configuration of the stack's own region.
+    pub fn config(&self) -> &SdkConfig {
+        &self.config
     }
 
     /// Every tag a resource of `node` carries: the user's, then ownership and `Name`.
@@ -157,6 +225,7 @@ impl Scope {
             .collect();
         tags.push((STACK_TAG.to_owned(), self.stack.id()));
         tags.push((COMPONENT_TAG.to_owned(), node.component.clone()));
+        tags.push((OWNER_TAG.to_owned(), self.stack.uid.clone()));
         if !node.name.is_empty() {
             tags.push(("Name".to_owned(), node.name.clone()));
         }
@@ -178,7 +247,7 @@ impl Scope {
 
 /// The engine with every area built so far.
 pub fn engine() -> Engine<Scope> {
-    network::register(Engine::new())
+    database::register(network::register(Engine::new()))
 }
 
 /// The role of a resource from its component tag `<tier>/<role>`.
@@ -202,6 +271,56 @@ mod tests {
         assert_ne!(a.uid, c.uid);
         assert_eq!(a.id(), "default/shop");
         assert_eq!(StackRef::new("ns", "x", Some("uid-1")).uid, "uid-1");
+    }
+
+    #[tokio::test]
+    async fn a_scope_reaches_other_regions_with_the_same_credentials_and_endpoint() {
+        let connect = Connect {
+            endpoint_url: Some("http://127.0.0.1:9".into()),
+            credentials: Some(aws_credential_types::Credentials::new(
+                "test", "test", None, None, "test",
+            )),
+            ..Default::default()
+        };
+        let (config, api) = connect.connect(Some("eu-north-1")).await.unwrap();
+        let (again, same_api) = connect.connect(Some("eu-north-1")).await.unwrap();
+        assert!(Arc::ptr_eq(&api, &same_api), "built once per region");
+        assert_eq!(again.region(), config.region());
+        let scope = Scope::new(
+            StackRef::new("ns", "s", Some("uid-1")),
+            &config,
+            api,
+            BTreeMap::new(),
+        );
+        let global = scope.config_in(GLOBAL_REGION);
+        assert_eq!(global.region().unwrap().as_ref(), "us-east-1");
+        assert_eq!(global.endpoint_url(), Some("http://127.0.0.1:9"));
+        assert!(global.credentials_provider().is_some());
+        assert_eq!(scope.region, "eu-north-1");
+    }
+
+    #[test]
+    fn every_resource_carries_at_most_the_tags_the_api_budgets_for() {
+        use crate::api::validate::names::OPERATOR_TAGS;
+        let user: BTreeMap<String, String> =
+            (0..3).map(|i| (format!("k{i}"), "v".into())).collect();
+        let scope = Scope::new(
+            StackRef::new("ns", "s", Some("uid-1")),
+            &SdkConfig::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .build(),
+            Arc::new(AwsApi::new("a", "r")),
+            user.clone(),
+        );
+        let node = Resolved {
+            id: crate::engine::NodeId::new(crate::engine::Kind("Vpc"), "vpc"),
+            component: "network/vpc".into(),
+            name: "s-vpc".into(),
+            props: BTreeMap::new(),
+        };
+        let tags = scope.tags(&node);
+        assert_eq!(tags.len(), user.len() + OPERATOR_TAGS);
+        assert!(tags.contains(&(OWNER_TAG.to_owned(), "uid-1".to_owned())));
     }
 
     #[test]

@@ -39,13 +39,39 @@ impl fmt::Display for NodeId {
     }
 }
 
-/// A desired property: a plain value, or the AWS id of another node, known once that node exists.
+/// Who a stack is to the engine: the value of its `webstack.io/stack` tag, and the owner that
+/// created it (the `webstack.io/owner` tag: a Kubernetes object's UID, or the CLI's identity).
+/// Two owners of a stack of the same name in one account never touch each other's resources.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StackKey {
+    pub id: String,
+    pub owner: String,
+}
+
+impl StackKey {
+    pub fn new(id: impl Into<String>, owner: impl Into<String>) -> Self {
+        StackKey {
+            id: id.into(),
+            owner: owner.into(),
+        }
+    }
+
+    /// Whether a resource with this owner tag is this stack's. Resources without one were
+    /// created before owners were recorded, by this stack.
+    pub fn owns(&self, o: &Observed) -> bool {
+        o.owner.as_deref().is_none_or(|owner| owner == self.owner)
+    }
+}
+
+/// A desired property: a plain value, the AWS id of another node, or one of that node's
+/// attributes (a load balancer's DNS name, a role's ARN), known once that node exists.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Prop {
     Value(Value),
     Ref(NodeId),
     Refs(Vec<NodeId>),
+    Attr(NodeId, String),
 }
 
 impl From<Value> for Prop {
@@ -126,12 +152,21 @@ impl Node {
         self
     }
 
+    /// An attribute of another node, such as `(load balancer, "dnsName")`.
+    pub fn attr(mut self, key: &str, node: &NodeId, attribute: &str) -> Self {
+        self.props.insert(
+            key.to_owned(),
+            Prop::Attr(node.clone(), attribute.to_owned()),
+        );
+        self
+    }
+
     /// Every node this one waits for.
     pub fn dependencies(&self) -> Vec<NodeId> {
         let mut deps = self.after.clone();
         for p in self.props.values() {
             match p {
-                Prop::Ref(id) => deps.push(id.clone()),
+                Prop::Ref(id) | Prop::Attr(id, _) => deps.push(id.clone()),
                 Prop::Refs(ids) => deps.extend(ids.iter().cloned()),
                 Prop::Value(_) => {}
             }
@@ -163,6 +198,8 @@ pub struct Observed {
     pub role: String,
     /// The stack that owns it, from the `webstack.io/stack` tag (of the parent, for sub-resources).
     pub stack: String,
+    /// The `webstack.io/owner` tag, where the resource carries one.
+    pub owner: Option<String>,
     /// The AWS id (for sub-resources, an id the area can act on).
     pub id: String,
     /// Observed properties, with references as AWS ids.
@@ -183,6 +220,7 @@ impl Observed {
             kind,
             role: role.into(),
             stack: stack.into(),
+            owner: None,
             id: id.into(),
             props: BTreeMap::new(),
             refs: Vec::new(),
@@ -197,6 +235,11 @@ impl Observed {
 
     pub fn refs(mut self, refs: impl IntoIterator<Item = String>) -> Self {
         self.refs.extend(refs.into_iter().filter(|r| !r.is_empty()));
+        self
+    }
+
+    pub fn owner(mut self, owner: Option<String>) -> Self {
+        self.owner = owner;
         self
     }
 

@@ -7,7 +7,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::dag::{self, CycleError};
-use super::model::{FieldChange, Kind, Node, NodeId, Observed, Prop, Readiness, Resolved};
+use super::model::{
+    FieldChange, Kind, Node, NodeId, Observed, Prop, Readiness, Resolved, StackKey,
+};
+use super::provider::Replacement;
 
 /// The desired state of a stack: nodes and, through their references, their dependencies.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -106,24 +109,59 @@ pub fn is_live(o: &Observed) -> bool {
 }
 
 /// What a kind's handler tells the planner.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct KindRules {
     pub mutable: &'static [&'static str],
     pub identity: &'static [&'static str],
+    pub replacement: Replacement,
+    pub holds_data: bool,
+}
+
+impl Default for KindRules {
+    fn default() -> Self {
+        KindRules {
+            mutable: &[],
+            identity: &[],
+            replacement: Replacement::Refuse,
+            holds_data: false,
+        }
+    }
+}
+
+impl KindRules {
+    /// How a difference is dealt with: in place, by a replacement, or not at all.
+    pub fn action_for(&self, diff: &[FieldChange]) -> Option<Action> {
+        if diff.is_empty() {
+            None
+        } else if diff
+            .iter()
+            .all(|c| self.mutable.contains(&c.field.as_str()))
+        {
+            Some(Action::Update)
+        } else if self.replacement == Replacement::CreateBeforeDelete {
+            Some(Action::Replace)
+        } else {
+            Some(Action::Refuse)
+        }
+    }
 }
 
 /// A property of a desired node whose value is known only after a dependency is created.
 pub const UNKNOWN: &str = "(known after apply)";
 
-/// Replaces references by the AWS ids in `ids`; an unknown id becomes [`UNKNOWN`].
-pub fn resolve(node: &Node, ids: &HashMap<NodeId, String>) -> (Resolved, bool) {
+/// Replaces references by the AWS ids and attributes of the resources in `known`; what is not
+/// known yet becomes [`UNKNOWN`].
+pub fn resolve(node: &Node, known: &HashMap<NodeId, Observed>) -> (Resolved, bool) {
     let mut complete = true;
-    let mut lookup = |id: &NodeId| match ids.get(id) {
-        Some(v) => Value::String(v.clone()),
-        None => {
+    let mut lookup = |id: &NodeId, attribute: Option<&str>| {
+        let found = known.get(id).and_then(|o| match attribute {
+            None => Some(Value::String(o.id.clone())),
+            Some(a) => o.props.get(a).filter(|v| !v.is_null()).cloned(),
+        });
+        found.unwrap_or_else(|| {
             complete = false;
             Value::String(UNKNOWN.to_owned())
-        }
+        })
     };
     let props = node
         .props
@@ -131,8 +169,9 @@ pub fn resolve(node: &Node, ids: &HashMap<NodeId, String>) -> (Resolved, bool) {
         .map(|(k, p)| {
             let v = match p {
                 Prop::Value(v) => v.clone(),
-                Prop::Ref(id) => lookup(id),
-                Prop::Refs(list) => Value::Array(list.iter().map(&mut lookup).collect()),
+                Prop::Ref(id) => lookup(id, None),
+                Prop::Refs(list) => Value::Array(list.iter().map(|id| lookup(id, None)).collect()),
+                Prop::Attr(id, a) => lookup(id, Some(a)),
             };
             (k.clone(), v)
         })
@@ -214,8 +253,11 @@ pub struct PlannedChange {
 pub enum Action {
     Create,
     Update,
-    /// A change AWS cannot make in place; refused rather than replacing the resource.
+    /// A new resource in place of one AWS cannot change (a new task definition revision); the
+    /// old one is deleted once nothing uses it.
     Replace,
+    /// A change AWS cannot make in place, refused rather than replacing the resource.
+    Refuse,
     Delete,
 }
 
@@ -224,7 +266,8 @@ impl fmt::Display for Action {
         f.write_str(match self {
             Action::Create => "create",
             Action::Update => "update",
-            Action::Replace => "replace (refused)",
+            Action::Replace => "replace",
+            Action::Refuse => "replace (refused)",
             Action::Delete => "delete",
         })
     }
@@ -240,6 +283,12 @@ pub struct Plan {
     /// Observed resources of the stack that no desired node wants.
     #[serde(skip)]
     pub orphans: Vec<Observed>,
+    /// Resources the spec no longer declares that hold data: kept until the stack is deleted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<PlannedChange>,
+    /// Resources with this stack's name that another owner created: never touched.
+    #[serde(skip)]
+    pub foreign: Vec<Observed>,
 }
 
 impl Plan {
@@ -248,7 +297,7 @@ impl Plan {
     }
 
     pub fn refused(&self) -> impl Iterator<Item = &PlannedChange> {
-        self.changes.iter().filter(|c| c.action == Action::Replace)
+        self.changes.iter().filter(|c| c.action == Action::Refuse)
     }
 
     pub fn count(&self, action: Action) -> usize {
@@ -257,36 +306,41 @@ impl Plan {
 }
 
 /// Plans `graph` against `observed`: every desired node is matched to at most one live
-/// resource, in dependency order so that references resolve to the matched ids.
-pub fn plan(graph: &Graph, observed: &Observation, rules: &BTreeMap<Kind, KindRules>) -> Plan {
-    let mut ids: HashMap<NodeId, String> = HashMap::new();
+/// resource of the stack's owner, in dependency order so that references resolve to the
+/// matched ids and attributes.
+pub fn plan(
+    graph: &Graph,
+    observed: &Observation,
+    rules: &BTreeMap<Kind, KindRules>,
+    stack: &StackKey,
+) -> Plan {
+    let mut known: HashMap<NodeId, Observed> = HashMap::new();
     let mut claimed: BTreeSet<(Kind, String)> = BTreeSet::new();
     let mut out = Plan::default();
     let default_rules = KindRules::default();
     for id in graph.order() {
         let node = &graph.nodes[&id];
         let kind_rules = rules.get(&id.kind).unwrap_or(&default_rules);
-        let (resolved, _) = resolve(node, &ids);
+        let (resolved, _) = resolve(node, &known);
         let candidates = observed.by_kind.get(&id.kind).into_iter().flatten();
         let found = candidates
-            .filter(|o| !claimed.contains(&(o.kind, o.id.clone())))
+            .filter(|o| stack.owns(o) && !claimed.contains(&(o.kind, o.id.clone())))
             .find(|o| matches(&resolved, o, kind_rules));
         match found {
             Some(o) => {
                 claimed.insert((o.kind, o.id.clone()));
-                ids.insert(id.clone(), o.id.clone());
                 out.matched.insert(id.clone(), o.clone());
                 let diff = changes(&resolved, o);
-                if !diff.is_empty() {
-                    let refused = diff
-                        .iter()
-                        .any(|c| !kind_rules.mutable.contains(&c.field.as_str()));
+                match kind_rules.action_for(&diff) {
+                    // A replacement's dependents will refer to a resource not created yet.
+                    Some(Action::Replace) => {}
+                    _ => {
+                        known.insert(id.clone(), o.clone());
+                    }
+                }
+                if let Some(action) = kind_rules.action_for(&diff) {
                     out.changes.push(PlannedChange {
-                        action: if refused {
-                            Action::Replace
-                        } else {
-                            Action::Update
-                        },
+                        action,
                         kind: id.kind,
                         role: id.role.clone(),
                         id: Some(o.id.clone()),
@@ -306,52 +360,75 @@ pub fn plan(graph: &Graph, observed: &Observation, rules: &BTreeMap<Kind, KindRu
         }
     }
     for o in observed.live() {
-        if !claimed.contains(&(o.kind, o.id.clone())) {
-            out.orphans.push(o.clone());
-            out.changes.push(PlannedChange {
+        if !stack.owns(o) {
+            out.foreign.push(o.clone());
+        } else if !claimed.contains(&(o.kind, o.id.clone())) {
+            let change = PlannedChange {
                 action: Action::Delete,
                 kind: o.kind,
                 role: o.role.clone(),
                 id: Some(o.id.clone()),
                 changes: Vec::new(),
                 properties: BTreeMap::new(),
-            });
+            };
+            if rules.get(&o.kind).is_some_and(|r| r.holds_data) {
+                out.kept.push(change);
+            } else {
+                out.orphans.push(o.clone());
+                out.changes.push(change);
+            }
         }
     }
     out
 }
 
-/// The order in which existing resources can be deleted: node -> what must be deleted first.
-/// Edges come from the ids each resource refers to and, for matched resources, from the
+/// A resource's key in the deletion graph: ids are unique per kind only (an RDS instance and
+/// its subnet group may share a name).
+pub fn deletion_key(o: &Observed) -> String {
+    format!("{}/{}", o.kind, o.id)
+}
+
+/// The order in which existing resources can be deleted: node -> what must be deleted first,
+/// keyed by [`deletion_key`]. Edges come from the ids each resource refers to (an id names
+/// every present resource that has it, of another kind) and, for matched resources, from the
 /// desired graph's dependencies.
 pub fn deletion_graph(
     resources: &[Observed],
     graph: &Graph,
     matched: &BTreeMap<NodeId, Observed>,
 ) -> BTreeMap<String, Vec<String>> {
-    let present: BTreeSet<&str> = resources.iter().map(|o| o.id.as_str()).collect();
+    let mut by_id: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for o in resources {
+        by_id
+            .entry(o.id.as_str())
+            .or_default()
+            .push(deletion_key(o));
+    }
     // x depends on y  =>  x must be deleted before y: y waits for x.
     let mut waits: BTreeMap<String, BTreeSet<String>> = resources
         .iter()
-        .map(|o| (o.id.clone(), BTreeSet::new()))
+        .map(|o| (deletion_key(o), BTreeSet::new()))
         .collect();
-    let mut edge = |dependent: &str, dependency: &str| {
-        if dependent != dependency && present.contains(dependent) && present.contains(dependency) {
-            if let Some(w) = waits.get_mut(dependency) {
-                w.insert(dependent.to_owned());
+    let mut edge = |dependent: &Observed, dependency: &str| {
+        let from = deletion_key(dependent);
+        for to in by_id.get(dependency).into_iter().flatten() {
+            if *to != from {
+                if let Some(w) = waits.get_mut(to) {
+                    w.insert(from.clone());
+                }
             }
         }
     };
     for o in resources {
         for r in &o.refs {
-            edge(&o.id, r);
+            edge(o, r);
         }
     }
     for (node_id, o) in matched {
         if let Some(node) = graph.nodes.get(node_id) {
             for dep in node.dependencies() {
                 if let Some(d) = matched.get(&dep) {
-                    edge(&o.id, &d.id);
+                    edge(o, &d.id);
                 }
             }
         }
@@ -383,6 +460,10 @@ mod tests {
         Graph::new([vpc, subnet, route]).unwrap()
     }
 
+    fn key() -> StackKey {
+        StackKey::new("ns/s", "owner-1")
+    }
+
     fn rules() -> BTreeMap<Kind, KindRules> {
         BTreeMap::from([
             (VPC, KindRules::default()),
@@ -392,6 +473,7 @@ mod tests {
                 KindRules {
                     mutable: &["target"],
                     identity: &["vpc", "destination"],
+                    ..Default::default()
                 },
             ),
         ])
@@ -413,7 +495,7 @@ mod tests {
 
     #[test]
     fn nothing_observed_plans_creates_in_dependency_order() {
-        let p = plan(&graph(), &Observation::default(), &rules());
+        let p = plan(&graph(), &Observation::default(), &rules(), &key());
         assert_eq!(p.count(Action::Create), 3);
         assert_eq!(p.changes[0].kind, VPC);
         let subnet = p.changes.iter().find(|c| c.kind == SUBNET).unwrap();
@@ -431,18 +513,18 @@ mod tests {
             .prop("destination", "0.0.0.0/0")
             .prop("target", "igw-1");
         let obs = Observation::from_resources([vpc.clone(), subnet.clone(), route.clone()]);
-        assert!(plan(&graph(), &obs, &rules()).is_empty());
+        assert!(plan(&graph(), &obs, &rules(), &key()).is_empty());
 
         let moved = route.clone().prop("target", "nat-9");
         let obs = Observation::from_resources([vpc.clone(), subnet.clone(), moved]);
-        let p = plan(&graph(), &obs, &rules());
+        let p = plan(&graph(), &obs, &rules(), &key());
         assert_eq!(p.changes.len(), 1);
         assert_eq!(p.changes[0].action, Action::Update);
         assert_eq!(p.changes[0].changes[0].before, json!("nat-9"));
 
         let resized = subnet.clone().prop("cidr", "10.0.16.0/20");
         let obs = Observation::from_resources([vpc.clone(), resized, route.clone()]);
-        let p = plan(&graph(), &obs, &rules());
+        let p = plan(&graph(), &obs, &rules(), &key());
         assert_eq!(p.refused().count(), 1);
         assert_eq!(p.refused().next().unwrap().changes[0].field, "cidr");
     }
@@ -457,6 +539,7 @@ mod tests {
             &graph(),
             &Observation::from_resources([vpc, twin, gone]),
             &rules(),
+            &key(),
         );
         assert_eq!(p.orphans.len(), 1);
         assert_eq!(p.orphans[0].id, "vpc-2");
@@ -477,7 +560,13 @@ mod tests {
         let vpc = Observed::new(VPC, "s", "vpc", "vpc-1");
         let subnet = Observed::new(SUBNET, "s", "public-a", "subnet-1").refs(["vpc-1".to_string()]);
         let d = deletion_graph(&[vpc, subnet], &Graph::default(), &BTreeMap::new());
-        assert_eq!(d["vpc-1"], vec!["subnet-1".to_string()]);
-        assert!(d["subnet-1"].is_empty());
+        assert_eq!(d["Vpc/vpc-1"], vec!["Subnet/subnet-1".to_string()]);
+        assert!(d["Subnet/subnet-1"].is_empty());
+        // Two kinds may share a name; each keeps its own place in the order.
+        let instance = Observed::new(ROUTE, "s", "db", "shop-db").refs(["shop-db".to_string()]);
+        let group = Observed::new(SUBNET, "s", "db", "shop-db");
+        let d = deletion_graph(&[instance, group], &Graph::default(), &BTreeMap::new());
+        assert_eq!(d.len(), 2);
+        assert_eq!(d["Subnet/shop-db"], vec!["Route/shop-db".to_string()]);
     }
 }

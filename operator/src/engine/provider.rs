@@ -24,6 +24,16 @@ impl Selector {
     }
 }
 
+/// What the engine does when a property AWS cannot change in place differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replacement {
+    /// Refuse, naming the field: the user decides (a VPC CIDR, a database engine).
+    Refuse,
+    /// Create the new resource, move every dependent to it, then delete the old one (an ECS
+    /// task definition's new revision, a certificate for new names).
+    CreateBeforeDelete,
+}
+
 /// Reads one family of resources with one batched, tag-filtered call (and its pages).
 #[async_trait]
 pub trait Observer<S>: Send + Sync {
@@ -53,15 +63,28 @@ pub trait Handler<S>: Send + Sync {
     /// Creates the resource, tagged as the node says, and reports it as AWS answered.
     async fn create(&self, scope: &S, node: &Resolved) -> Result<Observed, AwsError>;
 
+    /// What a change of a property outside [`Handler::mutable`] does.
+    fn replacement(&self) -> Replacement {
+        Replacement::Refuse
+    }
+
+    /// Whether the resource holds data (a database, a bucket, a table): it is never deleted
+    /// because the graph stopped mentioning it, only when the stack itself is deleted.
+    fn holds_data(&self) -> bool {
+        false
+    }
+
     /// Brings an existing resource to the desired properties; `changes` lists only mutable ones.
-    /// Kinds without mutable properties are never updated.
+    /// Kinds without mutable properties are never updated. Returns the resource as AWS reports
+    /// it afterwards when the change moved attributes others refer to (a launch template's new
+    /// version); `None` when the changed properties are all that changed.
     async fn update(
         &self,
         _scope: &S,
         node: &Resolved,
         _current: &Observed,
         changes: &[FieldChange],
-    ) -> Result<(), AwsError> {
+    ) -> Result<Option<Observed>, AwsError> {
         let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
         Err(AwsError::new(
             "engine",

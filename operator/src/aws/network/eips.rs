@@ -35,7 +35,7 @@ impl Observer<Scope> for AddressObserver {
             .addresses()
             .iter()
             .filter_map(|a| {
-                let (stack, role) = owner(a.tags())?;
+                let (stack, role, uid) = owner(a.tags())?;
                 Some(
                     Observed::new(
                         ELASTIC_IP,
@@ -43,6 +43,7 @@ impl Observer<Scope> for AddressObserver {
                         role,
                         a.allocation_id().unwrap_or_default(),
                     )
+                    .owner(uid.clone())
                     .prop("publicIp", a.public_ip().unwrap_or_default())
                     .prop("association", a.association_id().unwrap_or_default()),
                 )

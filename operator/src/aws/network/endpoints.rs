@@ -91,10 +91,10 @@ impl Observer<Scope> for EndpointObserver {
         .await?;
         for page in found {
             for e in page.vpc_endpoints() {
-                let Some((stack, role)) = owner(e.tags()) else {
+                let Some((stack, role, uid)) = owner(e.tags()) else {
                     continue;
                 };
-                out.push(observed(e, stack, role));
+                out.push(observed(e, stack, role).owner(uid));
             }
         }
         Ok(out)
@@ -177,7 +177,7 @@ impl Handler<Scope> for EndpointHandler {
         node: &Resolved,
         current: &Observed,
         _changes: &[FieldChange],
-    ) -> Result<(), AwsError> {
+    ) -> Result<Option<Observed>, AwsError> {
         let (add_rt, remove_rt) = delta(&strs(current, "routeTables"), &node.strs("routeTables"));
         let (add_sn, remove_sn) = delta(&strs(current, "subnets"), &node.strs("subnets"));
         let (add_sg, remove_sg) = delta(
@@ -203,7 +203,7 @@ impl Handler<Scope> for EndpointHandler {
                     .send()
             })
             .await
-            .map(|_| ())
+            .map(|_| None)
     }
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {
@@ -254,10 +254,10 @@ impl Handler<Scope> for EndpointHandler {
             })
             .await;
         match out {
-            Ok(out) => Ok(out
-                .vpc_endpoints()
-                .first()
-                .map(|e| observed(e, current.stack.clone(), current.role.clone()))),
+            Ok(out) => Ok(out.vpc_endpoints().first().map(|e| {
+                observed(e, current.stack.clone(), current.role.clone())
+                    .owner(current.owner.clone())
+            })),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }

@@ -38,16 +38,14 @@ impl Observer<Scope> for GatewayObserver {
         .await?;
         for page in found {
             for g in page.internet_gateways() {
-                let Some((stack, role)) = owner(g.tags()) else {
+                let Some((stack, role, uid)) = owner(g.tags()) else {
                     continue;
                 };
                 let id = g.internet_gateway_id().unwrap_or_default();
-                out.push(Observed::new(
-                    INTERNET_GATEWAY,
-                    stack.clone(),
-                    role.clone(),
-                    id,
-                ));
+                out.push(
+                    Observed::new(INTERNET_GATEWAY, stack.clone(), role.clone(), id)
+                        .owner(uid.clone()),
+                );
                 for a in g.attachments() {
                     let attached = matches!(
                         a.state(),
@@ -62,6 +60,7 @@ impl Observer<Scope> for GatewayObserver {
                                 role.clone(),
                                 format!("{id}|{vpc}"),
                             )
+                            .owner(uid.clone())
                             .prop("gateway", id)
                             .prop("vpc", vpc)
                             .refs([id.to_owned(), vpc.to_owned()]),

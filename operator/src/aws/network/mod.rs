@@ -17,7 +17,7 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use ipnet::Ipv4Net;
 use serde_json::json;
 
-use super::{role_from_component, Scope, COMPONENT_TAG, STACK_TAG};
+use super::{role_from_component, Scope, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
 use crate::api::validate::{parse_cidr, subnet_cidrs, SubnetHalf};
 use crate::api::{NatGateways, NetworkOutputs, NetworkSpec};
 use crate::engine::{Engine, Kind, Node, NodeId, Observed, Resolved, Selector};
@@ -346,8 +346,8 @@ fn tag_spec(scope: &Scope, resource_type: ResourceType, node: &Resolved) -> TagS
         .build()
 }
 
-/// `(stack, role)` from a resource's tags, when it carries the ownership tags.
-fn owner(tags: &[Tag]) -> Option<(String, String)> {
+/// `(stack, role, owner)` from a resource's tags, when it carries the ownership tags.
+fn owner(tags: &[Tag]) -> Option<(String, String, Option<String>)> {
     let get = |key: &str| {
         tags.iter()
             .find(|t| t.key() == Some(key))
@@ -356,12 +356,17 @@ fn owner(tags: &[Tag]) -> Option<(String, String)> {
     };
     let stack = get(STACK_TAG)?;
     let component = get(COMPONENT_TAG)?;
-    Some((stack, role_from_component(&component).to_owned()))
+    Some((
+        stack,
+        role_from_component(&component).to_owned(),
+        get(OWNER_TAG),
+    ))
 }
 
 /// A new observation for a resource just created from `node`.
 fn created(scope: &Scope, node: &Resolved, id: &str) -> Observed {
-    let mut o = Observed::new(node.id.kind, scope.stack.id(), node.id.role.clone(), id);
+    let mut o = Observed::new(node.id.kind, scope.stack.id(), node.id.role.clone(), id)
+        .owner(Some(scope.stack.uid.clone()));
     o.props = node.props.clone();
     o
 }
@@ -426,6 +431,7 @@ async fn release_ec2(scope: &Scope, resources: &[Observed]) -> Result<(), super:
                     .set_resources(Some(ids.clone()))
                     .tags(Tag::builder().key(STACK_TAG).build())
                     .tags(Tag::builder().key(COMPONENT_TAG).build())
+                    .tags(Tag::builder().key(OWNER_TAG).build())
                     .send()
             },
         )

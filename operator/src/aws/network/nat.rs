@@ -70,11 +70,11 @@ impl Observer<Scope> for NatObserver {
         for page in found {
             // Some implementations ignore the tag filter here: the tags are checked again.
             for g in page.nat_gateways() {
-                let Some((stack, role)) = owner(g.tags()) else {
+                let Some((stack, role, uid)) = owner(g.tags()) else {
                     continue;
                 };
                 if selector.admits(&stack) {
-                    out.push(observed(g, stack, role));
+                    out.push(observed(g, stack, role).owner(uid));
                 }
             }
         }
@@ -170,10 +170,10 @@ impl Handler<Scope> for NatHandler {
             })
             .await;
         match out {
-            Ok(out) => Ok(out
-                .nat_gateways()
-                .first()
-                .map(|g| observed(g, current.stack.clone(), current.role.clone()))),
+            Ok(out) => Ok(out.nat_gateways().first().map(|g| {
+                observed(g, current.stack.clone(), current.role.clone())
+                    .owner(current.owner.clone())
+            })),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }

@@ -41,13 +41,14 @@ impl Observer<Scope> for RouteTableObserver {
         .await?;
         for page in found {
             for t in page.route_tables() {
-                let Some((stack, role)) = owner(t.tags()) else {
+                let Some((stack, role, uid)) = owner(t.tags()) else {
                     continue;
                 };
                 let table = t.route_table_id().unwrap_or_default();
                 let vpc = t.vpc_id().unwrap_or_default();
                 out.push(
                     Observed::new(ROUTE_TABLE, stack.clone(), role.clone(), table)
+                        .owner(uid.clone())
                         .prop("vpc", vpc)
                         .refs([vpc.to_owned()]),
                 );
@@ -72,6 +73,7 @@ impl Observer<Scope> for RouteTableObserver {
                             format!("{role}-{destination}"),
                             format!("{table}|{destination}"),
                         )
+                        .owner(uid.clone())
                         .prop("routeTable", table)
                         .prop("destination", destination)
                         .prop("target", target)
@@ -93,6 +95,7 @@ impl Observer<Scope> for RouteTableObserver {
                             format!("{role}-{subnet}"),
                             id,
                         )
+                        .owner(uid.clone())
                         .prop("routeTable", table)
                         .prop("subnet", subnet)
                         .refs([table.to_owned(), subnet.to_owned()]),
@@ -198,7 +201,7 @@ impl Handler<Scope> for RouteHandler {
             // Created by an attempt whose answer was lost: make sure it points the right way.
             Err(e) if e.code == "RouteAlreadyExists" => {
                 self.update(scope, node, &created(scope, node, ""), &[])
-                    .await?
+                    .await?;
             }
             other => {
                 other?;
@@ -214,7 +217,7 @@ impl Handler<Scope> for RouteHandler {
         node: &Resolved,
         _current: &Observed,
         _changes: &[FieldChange],
-    ) -> Result<(), AwsError> {
+    ) -> Result<Option<Observed>, AwsError> {
         let (table, destination, target) = (
             node.req("routeTable"),
             node.req("destination"),
@@ -235,7 +238,7 @@ impl Handler<Scope> for RouteHandler {
                 }
             })
             .await
-            .map(|_| ())
+            .map(|_| None)
     }
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {
@@ -278,7 +281,7 @@ impl Handler<Scope> for AssociationHandler {
         let (table, subnet) = (node.req("routeTable"), node.req("subnet"));
         let out = scope
             .api
-            .call("ec2", "AssociateRouteTable", Effect::Idempotent, || {
+            .call("ec2", "AssociateRouteTable", Effect::Create, || {
                 scope
                     .ec2
                     .associate_route_table()
@@ -299,7 +302,7 @@ impl Handler<Scope> for AssociationHandler {
         node: &Resolved,
         current: &Observed,
         _changes: &[FieldChange],
-    ) -> Result<(), AwsError> {
+    ) -> Result<Option<Observed>, AwsError> {
         scope
             .api
             .call(
@@ -316,7 +319,7 @@ impl Handler<Scope> for AssociationHandler {
                 },
             )
             .await
-            .map(|_| ())
+            .map(|_| None)
     }
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {

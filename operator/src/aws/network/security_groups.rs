@@ -45,13 +45,14 @@ impl Observer<Scope> for SecurityGroupObserver {
         .await?;
         for page in found {
             for g in page.security_groups() {
-                let Some((stack, role)) = owner(g.tags()) else {
+                let Some((stack, role, uid)) = owner(g.tags()) else {
                     continue;
                 };
                 let group = g.group_id().unwrap_or_default();
                 let vpc = g.vpc_id().unwrap_or_default();
                 out.push(
                     Observed::new(SECURITY_GROUP, stack.clone(), role.clone(), group)
+                        .owner(uid.clone())
                         .prop("vpc", vpc)
                         .prop("groupName", g.group_name().unwrap_or_default())
                         .prop("description", g.description().unwrap_or_default())
@@ -78,6 +79,7 @@ impl Observer<Scope> for SecurityGroupObserver {
                                 format!("{role}-{from}-from-{source}"),
                                 rule_id(group, protocol, from, to, source),
                             )
+                            .owner(uid.clone())
                             .prop("group", group)
                             .prop("protocol", protocol)
                             .prop("fromPort", from)

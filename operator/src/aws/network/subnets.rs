@@ -36,7 +36,7 @@ impl Observer<Scope> for SubnetObserver {
         .await?;
         for page in found {
             for s in page.subnets() {
-                let Some((stack, role)) = owner(s.tags()) else {
+                let Some((stack, role, uid)) = owner(s.tags()) else {
                     continue;
                 };
                 let vpc = s.vpc_id().unwrap_or_default();
@@ -47,6 +47,7 @@ impl Observer<Scope> for SubnetObserver {
                         role.clone(),
                         s.subnet_id().unwrap_or_default(),
                     )
+                    .owner(uid.clone())
                     .prop("vpc", vpc)
                     .prop("cidr", s.cidr_block().unwrap_or_default())
                     .prop("zone", s.availability_zone().unwrap_or_default())

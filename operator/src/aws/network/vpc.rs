@@ -36,12 +36,13 @@ impl Observer<Scope> for VpcObserver {
         .await?;
         for page in found {
             for v in page.vpcs() {
-                let Some((stack, role)) = owner(v.tags()) else {
+                let Some((stack, role, uid)) = owner(v.tags()) else {
                     continue;
                 };
                 let id = v.vpc_id().unwrap_or_default();
                 out.push(
                     Observed::new(VPC, stack, role, id)
+                        .owner(uid.clone())
                         .prop("cidr", v.cidr_block().unwrap_or_default()),
                 );
             }
@@ -75,6 +76,7 @@ impl Observer<Scope> for VpcObserver {
                     v.role.clone(),
                     format!("{}/dns-hostnames", v.id),
                 )
+                .owner(v.owner.clone())
                 .prop("vpc", v.id.as_str())
                 .prop("enabled", enabled)
                 .refs([v.id.clone()]),
@@ -170,8 +172,10 @@ impl Handler<Scope> for DnsHandler {
         node: &Resolved,
         _current: &Observed,
         _changes: &[FieldChange],
-    ) -> Result<(), AwsError> {
-        Self::set(scope, node.req("vpc"), node.bool("enabled")).await
+    ) -> Result<Option<Observed>, AwsError> {
+        Self::set(scope, node.req("vpc"), node.bool("enabled"))
+            .await
+            .map(|()| None)
     }
 
     /// An attribute goes with its VPC.

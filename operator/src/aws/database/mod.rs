@@ -1,0 +1,270 @@
+//! The relational database on RDS: a subnet group over the private subnets, a parameter group
+//! of the engine's family, and the instance, never publicly accessible, encrypted, reachable
+//! only from the application's security group. The master password is generated and kept by
+//! AWS in Secrets Manager (`ManageMasterUserPassword`): it passes through no spec, status,
+//! event or log. RDS names are unique per account and region: each is derived from the
+//! stack, its owner and the role, so that a create after a crash finds the resource by name.
+
+mod instance;
+mod parameter_group;
+mod subnet_group;
+
+use aws_sdk_rds::types::Tag;
+
+use super::naming::{physical_name, RDS_MAX};
+use super::tags::{ownership, Ownership};
+use super::{Scope, StackRef};
+use crate::api::{DatabaseKind, Engine as DbEngine, RdsSpec, WebStackSpec};
+use crate::aws::client::Effect;
+use crate::aws::error::AwsError;
+use crate::engine::{Engine, Kind, Node, NodeId, Observed, Resolved};
+
+pub const DB_SUBNET_GROUP: Kind = Kind("DbSubnetGroup");
+pub const DB_PARAMETER_GROUP: Kind = Kind("DbParameterGroup");
+pub const DB_INSTANCE: Kind = Kind("DbInstance");
+
+const TIER: &str = "database";
+const ROLE: &str = "database";
+
+/// The tag that records whether deleting the instance takes a final snapshot: the delete call
+/// sees only what AWS reports, and the spec may be gone by then.
+pub const FINAL_SNAPSHOT_TAG: &str = "webstack.io/final-snapshot";
+/// The engine version as the spec asked for it (`16`), which AWS resolves to a minor (`16.4`).
+pub const VERSION_TAG: &str = "webstack.io/engine-version";
+
+/// Adds the database kinds to an engine.
+pub fn register(engine: Engine<Scope>) -> Engine<Scope> {
+    engine
+        .observer(subnet_group::SubnetGroupObserver)
+        .observer(parameter_group::ParameterGroupObserver)
+        .observer(instance::InstanceObserver)
+        .handler(subnet_group::SubnetGroupHandler)
+        .handler(parameter_group::ParameterGroupHandler)
+        .handler(instance::InstanceHandler)
+}
+
+/// RDS's engine name and its parameter-group family for a spec's version (`16.4` ->
+/// `postgres16`, `8.0.39` -> `mysql8.0`).
+pub fn engine_and_family(rds: &RdsSpec) -> (&'static str, String) {
+    match rds.engine {
+        DbEngine::Postgres => {
+            let major = rds.version.split('.').next().unwrap_or_default();
+            ("postgres", format!("postgres{major}"))
+        }
+        DbEngine::Mysql => {
+            let major: Vec<&str> = rds.version.split('.').take(2).collect();
+            ("mysql", format!("mysql{}", major.join(".")))
+        }
+    }
+}
+
+/// The database's nodes, for a stack whose spec declares an RDS database. `subnets` are the
+/// subnets it may use (the private ones, or the public ones of a stack without private
+/// subnets: it is never publicly accessible either way); `security_group` admits the app.
+pub fn desired(
+    stack: &StackRef,
+    spec: &WebStackSpec,
+    subnets: Vec<NodeId>,
+    security_group: NodeId,
+) -> Vec<Node> {
+    let Some(rds) = spec
+        .database
+        .as_ref()
+        .filter(|d| d.kind == DatabaseKind::Rds)
+        .and_then(|d| d.rds.as_ref())
+    else {
+        return Vec::new();
+    };
+    let (engine, family) = engine_and_family(rds);
+    let name = physical_name(stack, ROLE, RDS_MAX);
+    let subnets_name = physical_name(stack, &format!("{ROLE}-subnets"), RDS_MAX);
+    let subnet_group = Node::new(DB_SUBNET_GROUP, TIER, ROLE, subnets_name.clone())
+        .prop("name", subnets_name.as_str())
+        .prop("subnets", subnets)
+        .prop(
+            "description",
+            format!("Subnets of the database of {}", stack.id()),
+        );
+    // The family is part of the role: a new major version gets a new group, the instance
+    // moves to it, and the old one is deleted once nothing uses it.
+    let group_role = format!("{ROLE}-{family}");
+    let group_name = physical_name(stack, &group_role, RDS_MAX);
+    let parameter_group = Node::new(DB_PARAMETER_GROUP, TIER, group_role, group_name.clone())
+        .prop("name", group_name.as_str())
+        .prop("family", family.as_str())
+        .prop(
+            "description",
+            format!("Parameters of the database of {}", stack.id()),
+        );
+    let instance = Node::new(DB_INSTANCE, TIER, ROLE, name.clone())
+        .prop("identifier", name.as_str())
+        .prop("engine", engine)
+        .prop("version", rds.version.as_str())
+        .prop("class", rds.instance_class.as_str())
+        .prop("storageGib", i64::from(rds.allocated_storage_gib))
+        .prop(
+            "maxStorageGib",
+            i64::from(rds.max_allocated_storage_gib.unwrap_or(0)),
+        )
+        .prop(
+            "storageType",
+            serde_json::to_value(rds.storage_type).unwrap_or_default(),
+        )
+        .prop("multiAz", rds.multi_az)
+        .prop("backupRetentionDays", i64::from(rds.backup_retention_days))
+        .prop("deletionProtection", rds.deletion_protection)
+        .prop("finalSnapshot", rds.final_snapshot)
+        .prop("databaseName", rds.database_name.as_str())
+        .prop("masterUsername", rds.master_username.as_str())
+        .prop("encrypted", true)
+        .prop("publiclyAccessible", false)
+        .prop("subnetGroup", subnet_group.id.clone())
+        .prop("parameterGroup", parameter_group.id.clone())
+        .prop("securityGroups", vec![security_group]);
+    vec![subnet_group, parameter_group, instance]
+}
+
+/// The stack's tags for an RDS resource.
+fn tags(scope: &Scope, node: &Resolved, extra: &[(&str, String)]) -> Vec<Tag> {
+    scope
+        .tags(node)
+        .into_iter()
+        .chain(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())))
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+fn pairs(tags: &[Tag]) -> Vec<(String, String)> {
+    tags.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            ))
+        })
+        .collect()
+}
+
+fn tag_value<'a>(tags: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn owned(tags: &[(String, String)]) -> Option<Ownership> {
+    ownership(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// Whether a name has the shape of the names this operator derives (`...-<8 hex digits>`):
+/// only those resources' tags are worth reading.
+fn derived_name(name: &str) -> bool {
+    name.rsplit_once('-')
+        .is_some_and(|(_, h)| h.len() == 8 && h.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// The tags of resources whose listing does not carry them: from the cache, or one read per
+/// resource never seen before. Resources gone from the listing leave the cache.
+async fn listed_tags(
+    scope: &Scope,
+    arns: &[String],
+) -> Result<Vec<Option<Vec<(String, String)>>>, AwsError> {
+    let mut out = Vec::with_capacity(arns.len());
+    for arn in arns {
+        if let Some(t) = scope.api.tags.get(arn) {
+            out.push(Some(t));
+            continue;
+        }
+        let read = scope
+            .api
+            .call("rds", "ListTagsForResource", Effect::Read, || {
+                scope.rds.list_tags_for_resource().resource_name(arn).send()
+            })
+            .await;
+        match read {
+            Ok(r) => {
+                let t = pairs(r.tag_list());
+                scope.api.tags.put(arn, t.clone());
+                out.push(Some(t));
+            }
+            Err(e) if e.is_not_found() => out.push(None),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// The resources of a listing that carry the operator's names and belong to a stack the
+/// selector admits, with their ownership (tags from the cache, or read once).
+async fn owned_listing<T>(
+    scope: &Scope,
+    selector: &crate::engine::Selector,
+    items: Vec<T>,
+    name: fn(&T) -> Option<&str>,
+    arn: fn(&T) -> Option<&str>,
+) -> Result<Vec<(T, Ownership)>, AwsError> {
+    let items: Vec<T> = items
+        .into_iter()
+        .filter(|i| name(i).is_some_and(derived_name))
+        .collect();
+    let arns: Vec<String> = items
+        .iter()
+        .map(|i| arn(i).unwrap_or_default().to_owned())
+        .collect();
+    let tags = listed_tags(scope, &arns).await?;
+    Ok(items
+        .into_iter()
+        .zip(tags)
+        .filter_map(|(i, t)| Some((i, t.as_deref().and_then(owned)?)))
+        .filter(|(_, o)| selector.admits(&o.stack))
+        .collect())
+}
+
+/// Every page of an RDS listing that pages by `Marker`; each page is one counted call.
+async fn rds_pages<O, E, F, Fut>(
+    scope: &Scope,
+    operation: &'static str,
+    send: F,
+    marker: fn(&O) -> Option<&str>,
+) -> Result<Vec<O>, AwsError>
+where
+    F: Fn(Option<String>) -> Fut,
+    Fut: std::future::Future<
+        Output = Result<
+            O,
+            aws_smithy_runtime_api::client::result::SdkError<
+                E,
+                aws_smithy_runtime_api::http::Response,
+            >,
+        >,
+    >,
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let mut out = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page = scope
+            .api
+            .call("rds", operation, Effect::Read, || send(next.clone()))
+            .await?;
+        next = marker(&page).map(str::to_owned);
+        out.push(page);
+        if next.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+fn remember(scope: &Scope, arn: Option<&str>, tags: &[Tag]) {
+    if let Some(arn) = arn {
+        scope.api.tags.put(arn, pairs(tags));
+    }
+}
+
+/// The observation of a resource just created from `node`.
+fn created(scope: &Scope, node: &Resolved, id: &str) -> Observed {
+    let mut o = Observed::new(node.id.kind, scope.stack.id(), node.id.role.clone(), id)
+        .owner(Some(scope.stack.uid.clone()));
+    o.props = node.props.clone();
+    o
+}
+
+#[cfg(test)]
+mod tests;

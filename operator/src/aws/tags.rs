@@ -1,0 +1,107 @@
+//! Ownership tags read from any service, and a cache of tag reads for services whose listings
+//! do not carry tags (RDS subnet groups, ElastiCache groups, ECR repositories): each resource's
+//! tags are read once per process and then served from memory, so that an observation costs
+//! one listing per type however many resources the account holds. The operator's own creates
+//! and releases keep the cache current; tags only change out of band by hand.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::{role_from_component, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
+
+/// Who a resource belongs to, from its tags.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ownership {
+    pub stack: String,
+    pub role: String,
+    pub owner: Option<String>,
+}
+
+/// The ownership a resource's tags state, when it carries the stack and component tags.
+pub fn ownership<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<Ownership> {
+    let (mut stack, mut component, mut owner) = (None, None, None);
+    for (k, v) in tags {
+        match k {
+            STACK_TAG => stack = Some(v.to_owned()),
+            COMPONENT_TAG => component = Some(v.to_owned()),
+            OWNER_TAG => owner = Some(v.to_owned()),
+            _ => {}
+        }
+    }
+    Some(Ownership {
+        stack: stack?,
+        role: role_from_component(&component?).to_owned(),
+        owner,
+    })
+}
+
+/// Tags by resource ARN.
+#[derive(Debug, Default)]
+pub struct TagCache {
+    map: Mutex<HashMap<String, Vec<(String, String)>>>,
+}
+
+impl TagCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(String, String)>>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self, arn: &str) -> Option<Vec<(String, String)>> {
+        self.lock().get(arn).cloned()
+    }
+
+    pub fn put(&self, arn: &str, tags: Vec<(String, String)>) {
+        self.lock().insert(arn.to_owned(), tags);
+    }
+
+    /// Forgets resources that no longer exist: only `live` ARNs stay.
+    pub fn retain(&self, live: &std::collections::BTreeSet<String>) {
+        self.lock().retain(|arn, _| live.contains(arn));
+    }
+
+    pub fn forget(&self, arn: &str) {
+        self.lock().remove(arn);
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ownership_needs_the_stack_and_component_tags() {
+        let tags = [
+            ("webstack.io/stack", "ns/shop"),
+            ("webstack.io/component", "database/database"),
+            ("webstack.io/owner", "uid-1"),
+            ("team", "web"),
+        ];
+        assert_eq!(
+            ownership(tags),
+            Some(Ownership {
+                stack: "ns/shop".into(),
+                role: "database".into(),
+                owner: Some("uid-1".into())
+            })
+        );
+        assert_eq!(ownership([("webstack.io/stack", "ns/shop")]), None);
+    }
+
+    #[test]
+    fn the_cache_forgets_what_is_gone() {
+        let cache = TagCache::default();
+        cache.put("arn:a", vec![("k".into(), "v".into())]);
+        cache.put("arn:b", vec![]);
+        cache.retain(&["arn:a".to_owned()].into_iter().collect());
+        assert_eq!(cache.len(), 1);
+        assert!(cache.get("arn:a").is_some() && cache.get("arn:b").is_none());
+    }
+}

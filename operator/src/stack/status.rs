@@ -1,0 +1,283 @@
+//! The status a pass amounts to: phase, `Ready` and per-tier conditions, outputs, inventory,
+//! and what is still settling.
+
+use std::collections::BTreeMap;
+
+use super::{network, unsupported_tiers, StackError};
+use crate::api::{
+    Condition, InventoryItem, Outputs, PendingResource, Phase, WebStack, WebStackStatus,
+};
+use crate::engine::{ApplyOutcome, NodeId};
+
+/// The tier a resource kind belongs to, for its `<Tier>Ready` condition.
+fn tier_of(id: &NodeId) -> &'static str {
+    use crate::aws::database::{DB_INSTANCE, DB_PARAMETER_GROUP, DB_SUBNET_GROUP};
+    if [DB_INSTANCE, DB_PARAMETER_GROUP, DB_SUBNET_GROUP].contains(&id.kind) {
+        "Database"
+    } else {
+        "Network"
+    }
+}
+
+/// The database's outputs, once the instance exists.
+fn database_outputs(outcome: &ApplyOutcome) -> Option<crate::api::DatabaseOutputs> {
+    let o = outcome
+        .resources
+        .iter()
+        .find(|(id, _)| id.kind == crate::aws::database::DB_INSTANCE)?
+        .1;
+    Some(crate::api::DatabaseOutputs {
+        endpoint: o.str("endpoint").unwrap_or_default().to_owned(),
+        port: o.props.get("port").and_then(|v| v.as_i64()).unwrap_or(0),
+        secret_arn: o.str("secretArn").unwrap_or_default().to_owned(),
+        identifier: o.id.clone(),
+    })
+}
+
+/// One line per failure, for conditions and errors.
+pub fn failure_summary(o: &ApplyOutcome) -> String {
+    let mut parts: Vec<String> = o
+        .failures
+        .iter()
+        .map(|f| format!("{}: {}", f.node, f.error))
+        .collect();
+    if !o.pending.is_empty() {
+        let pending: Vec<String> = o
+            .pending
+            .values()
+            .map(|p| format!("{} {} {}", p.node, p.id, p.state))
+            .collect();
+        parts.push(format!("still settling: {}", pending.join(", ")));
+    }
+    if !o.blocked.is_empty() {
+        parts.push(format!("{} resources wait for them", o.blocked.len()));
+    }
+    parts.join("; ")
+}
+
+fn previous_condition<'a>(
+    previous: Option<&'a WebStackStatus>,
+    type_: &str,
+) -> Option<&'a Condition> {
+    previous.and_then(|p| p.conditions.iter().find(|c| c.type_ == type_))
+}
+
+fn now() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap_or_else(|_| jiff::Timestamp::now())
+        .to_string()
+}
+
+/// Pending resources, each keeping the time a previous status first saw it.
+fn pending(outcome: &ApplyOutcome, previous: Option<&WebStackStatus>) -> Vec<PendingResource> {
+    let before: BTreeMap<&str, &str> = previous
+        .into_iter()
+        .flat_map(|p| p.pending.iter())
+        .map(|p| (p.id.as_str(), p.since.as_str()))
+        .collect();
+    outcome
+        .pending
+        .values()
+        .map(|p| PendingResource {
+            kind: p.node.kind.to_string(),
+            role: p.node.role.clone(),
+            id: p.id.clone(),
+            state: p.state.clone(),
+            since: before
+                .get(p.id.as_str())
+                .map(|s| (*s).to_owned())
+                .unwrap_or_else(now),
+        })
+        .collect()
+}
+
+/// Builds the status: phase, `Ready` and per-tier conditions, outputs and inventory.
+pub fn status_from(
+    stack: &WebStack,
+    region: &str,
+    zones: &[String],
+    outcome: &ApplyOutcome,
+    previous: Option<&WebStackStatus>,
+) -> WebStackStatus {
+    let generation = stack.metadata.generation;
+    let unsupported = unsupported_tiers(stack);
+    let converged = outcome.is_ready();
+    let ready = converged && unsupported.is_empty();
+    let mut tiers: BTreeMap<&'static str, Vec<String>> = BTreeMap::from([("Network", Vec::new())]);
+    if stack
+        .spec
+        .database
+        .as_ref()
+        .is_some_and(|d| d.kind == crate::api::DatabaseKind::Rds)
+    {
+        tiers.insert("Database", Vec::new());
+    }
+    for f in &outcome.failures {
+        tiers
+            .entry(tier_of(&f.node))
+            .or_default()
+            .push(format!("{}: {}", f.node, f.error));
+    }
+    for p in outcome.pending.values() {
+        tiers
+            .entry(tier_of(&p.node))
+            .or_default()
+            .push(format!("{} {} is {}", p.node, p.id, p.state));
+    }
+    for (id, by) in &outcome.blocked {
+        tiers
+            .entry(tier_of(id))
+            .or_default()
+            .push(format!("{id} waits for {by}"));
+    }
+    let mut notes = Vec::new();
+    if !outcome.kept.is_empty() {
+        let kept: Vec<String> = outcome
+            .kept
+            .iter()
+            .map(|o| format!("{} {} ({})", o.kind, o.role, o.id))
+            .collect();
+        notes.push(format!(
+            "kept, as they hold data, though the spec no longer declares them: {} (deleted with the stack)",
+            kept.join(", ")
+        ));
+    }
+    if !outcome.foreign.is_empty() {
+        let owners: std::collections::BTreeSet<&str> = outcome
+            .foreign
+            .iter()
+            .filter_map(|o| o.owner.as_deref())
+            .collect();
+        notes.push(format!(
+            "{} AWS resources carry this stack's name but belong to another owner ({}): another cluster or a CLI manages a stack of the same name in this account; they are left alone",
+            outcome.foreign.len(),
+            owners.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let mut conditions = Vec::new();
+    let summary = failure_summary(outcome);
+    let (reason, mut message) = if ready {
+        (
+            "Reconciled",
+            format!(
+                "{} AWS resources are in the desired state",
+                outcome.resources.len()
+            ),
+        )
+    } else if converged {
+        let fields: Vec<&str> = unsupported.iter().map(|(_, f)| *f).collect();
+        (
+            "TiersNotSupported",
+            format!(
+                "the tiers built so far are in the desired state ({} AWS resources); this operator version does not build {} yet, and created nothing for them",
+                outcome.resources.len(),
+                fields.join(", ")
+            ),
+        )
+    } else if outcome.is_settling() || outcome.is_retryable() {
+        ("Provisioning", summary)
+    } else {
+        ("AwsError", summary)
+    };
+    for n in notes {
+        message.push_str("; ");
+        message.push_str(&n);
+    }
+    conditions.push(Condition::new(
+        "Ready",
+        ready,
+        reason,
+        message,
+        generation,
+        previous_condition(previous, "Ready"),
+    ));
+    for (tier, problems) in tiers {
+        let type_ = format!("{tier}Ready");
+        let ok = problems.is_empty();
+        let (reason, message) = if ok {
+            ("Reconciled", String::new())
+        } else {
+            (reason, problems.join("; "))
+        };
+        conditions.push(Condition::new(
+            &type_,
+            ok,
+            reason,
+            message,
+            generation,
+            previous_condition(previous, &type_),
+        ));
+    }
+    for (tier, field) in &unsupported {
+        let type_ = format!("{tier}Ready");
+        let message = format!("{field} is declared, but this operator version does not build the {tier} tier yet; nothing was created for it");
+        conditions.push(Condition::new(
+            &type_,
+            false,
+            "NotYetSupported",
+            message,
+            generation,
+            previous_condition(previous, &type_),
+        ));
+    }
+    let mut inventory: Vec<InventoryItem> = outcome
+        .resources
+        .iter()
+        .map(|(id, o)| InventoryItem {
+            kind: id.kind.to_string(),
+            id: o.id.clone(),
+            role: id.role.clone(),
+        })
+        .collect();
+    inventory.sort();
+    WebStackStatus {
+        observed_generation: generation,
+        region: Some(region.to_owned()),
+        phase: Some(if ready {
+            Phase::Ready
+        } else if converged {
+            Phase::Degraded
+        } else if outcome.is_settling() || outcome.is_retryable() {
+            Phase::Provisioning
+        } else {
+            Phase::Failed
+        }),
+        conditions,
+        outputs: Some(Outputs {
+            url: None,
+            network: Some(network::outputs(&outcome.resources, zones)),
+            database: database_outputs(outcome),
+        }),
+        inventory,
+        pending: pending(outcome, previous),
+    }
+}
+
+/// The status of a stack that failed before any AWS work: `Ready=False` naming the problem.
+pub fn error_status(
+    stack: &WebStack,
+    err: &StackError,
+    previous: Option<&WebStackStatus>,
+) -> WebStackStatus {
+    let generation = stack.metadata.generation;
+    let message = err.to_string();
+    let mut status = previous.cloned().unwrap_or_default();
+    status.observed_generation = generation;
+    status.phase = Some(if err.is_retryable() {
+        Phase::Provisioning
+    } else {
+        Phase::Failed
+    });
+    let ready = Condition::new(
+        "Ready",
+        false,
+        err.reason(),
+        message,
+        generation,
+        previous_condition(previous, "Ready"),
+    );
+    status.conditions.retain(|c| c.type_ != "Ready");
+    status.conditions.insert(0, ready);
+    status
+}
