@@ -245,6 +245,55 @@ impl Scope {
     }
 }
 
+/// The observation of a resource just created from `node`: the stack's, with its owner, and
+/// the properties it was created with.
+pub(crate) fn created(scope: &Scope, node: &Resolved, id: &str) -> crate::engine::Observed {
+    let mut o =
+        crate::engine::Observed::new(node.id.kind, scope.stack.id(), node.id.role.clone(), id)
+            .owner(Some(scope.stack.uid.clone()));
+    o.props = node.props.clone();
+    o
+}
+
+/// Every page of a paginated listing (`send` takes the previous page's token or marker);
+/// each page is one counted call.
+pub(crate) async fn pages<O, E, F, Fut>(
+    scope: &Scope,
+    service: &'static str,
+    operation: &'static str,
+    send: F,
+    next: fn(&O) -> Option<&str>,
+) -> Result<Vec<O>, error::AwsError>
+where
+    F: Fn(Option<String>) -> Fut,
+    Fut: std::future::Future<
+        Output = Result<
+            O,
+            aws_smithy_runtime_api::client::result::SdkError<
+                E,
+                aws_smithy_runtime_api::http::Response,
+            >,
+        >,
+    >,
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = scope
+            .api
+            .call(service, operation, client::Effect::Read, || {
+                send(token.clone())
+            })
+            .await?;
+        token = next(&page).map(str::to_owned);
+        out.push(page);
+        if token.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
 /// The engine with every area built so far.
 pub fn engine() -> Engine<Scope> {
     database::register(network::register(Engine::new()))

@@ -8,7 +8,7 @@ use aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput;
 use aws_sdk_rds::types::{DbInstance, Tag};
 
 use super::{
-    created, owned, pairs, rds_pages, tag_value, tags, DB_INSTANCE, FINAL_SNAPSHOT_TAG, VERSION_TAG,
+    created, owned, pages, pairs, tag_value, tags, DB_INSTANCE, FINAL_SNAPSHOT_TAG, VERSION_TAG,
 };
 use crate::aws::client::Effect;
 use crate::aws::error::{AwsError, ErrorClass};
@@ -109,8 +109,9 @@ fn observed(i: &DbInstance) -> Option<Observed> {
 }
 
 async fn describe(scope: &Scope, identifier: Option<&str>) -> Result<Vec<DbInstance>, AwsError> {
-    let pages = rds_pages(
+    let pages = pages(
         scope,
+        "rds",
         "DescribeDBInstances",
         |marker| {
             scope

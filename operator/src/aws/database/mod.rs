@@ -13,11 +13,11 @@ use aws_sdk_rds::types::Tag;
 
 use super::naming::{physical_name, RDS_MAX};
 use super::tags::{ownership, Ownership};
-use super::{Scope, StackRef};
+use super::{created, pages, Scope, StackRef};
 use crate::api::{DatabaseKind, Engine as DbEngine, RdsSpec, WebStackSpec};
 use crate::aws::client::Effect;
 use crate::aws::error::AwsError;
-use crate::engine::{Engine, Kind, Node, NodeId, Observed, Resolved};
+use crate::engine::{Engine, Kind, Node, NodeId, Resolved};
 
 pub const DB_SUBNET_GROUP: Kind = Kind("DbSubnetGroup");
 pub const DB_PARAMETER_GROUP: Kind = Kind("DbParameterGroup");
@@ -217,53 +217,10 @@ async fn owned_listing<T>(
         .collect())
 }
 
-/// Every page of an RDS listing that pages by `Marker`; each page is one counted call.
-async fn rds_pages<O, E, F, Fut>(
-    scope: &Scope,
-    operation: &'static str,
-    send: F,
-    marker: fn(&O) -> Option<&str>,
-) -> Result<Vec<O>, AwsError>
-where
-    F: Fn(Option<String>) -> Fut,
-    Fut: std::future::Future<
-        Output = Result<
-            O,
-            aws_smithy_runtime_api::client::result::SdkError<
-                E,
-                aws_smithy_runtime_api::http::Response,
-            >,
-        >,
-    >,
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let mut out = Vec::new();
-    let mut next: Option<String> = None;
-    loop {
-        let page = scope
-            .api
-            .call("rds", operation, Effect::Read, || send(next.clone()))
-            .await?;
-        next = marker(&page).map(str::to_owned);
-        out.push(page);
-        if next.is_none() {
-            return Ok(out);
-        }
-    }
-}
-
 fn remember(scope: &Scope, arn: Option<&str>, tags: &[Tag]) {
     if let Some(arn) = arn {
         scope.api.tags.put(arn, pairs(tags));
     }
-}
-
-/// The observation of a resource just created from `node`.
-fn created(scope: &Scope, node: &Resolved, id: &str) -> Observed {
-    let mut o = Observed::new(node.id.kind, scope.stack.id(), node.id.role.clone(), id)
-        .owner(Some(scope.stack.uid.clone()));
-    o.props = node.props.clone();
-    o
 }
 
 #[cfg(test)]

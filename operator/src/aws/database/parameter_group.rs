@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_rds::operation::describe_db_parameter_groups::DescribeDbParameterGroupsOutput;
 use aws_sdk_rds::types::DbParameterGroup;
 
-use super::{created, owned_listing, rds_pages, remember, tags, DB_PARAMETER_GROUP};
+use super::{created, owned_listing, pages, remember, tags, DB_PARAMETER_GROUP};
 use crate::aws::client::Effect;
 use crate::aws::error::AwsError;
 use crate::aws::Scope;
@@ -21,8 +21,9 @@ impl Observer<Scope> for ParameterGroupObserver {
     }
 
     async fn observe(&self, scope: &Scope, selector: &Selector) -> Result<Vec<Observed>, AwsError> {
-        let pages = rds_pages(
+        let pages = pages(
             scope,
+            "rds",
             "DescribeDBParameterGroups",
             |marker| {
                 scope

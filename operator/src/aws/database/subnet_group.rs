@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use aws_sdk_rds::operation::describe_db_subnet_groups::DescribeDbSubnetGroupsOutput;
 use aws_sdk_rds::types::DbSubnetGroup;
 
-use super::{created, owned_listing, rds_pages, remember, tags, DB_SUBNET_GROUP};
+use super::{created, owned_listing, pages, remember, tags, DB_SUBNET_GROUP};
 use crate::aws::client::Effect;
 use crate::aws::error::AwsError;
 use crate::aws::Scope;
@@ -20,8 +20,9 @@ impl Observer<Scope> for SubnetGroupObserver {
     }
 
     async fn observe(&self, scope: &Scope, selector: &Selector) -> Result<Vec<Observed>, AwsError> {
-        let pages = rds_pages(
+        let pages = pages(
             scope,
+            "rds",
             "DescribeDBSubnetGroups",
             |marker| {
                 scope

@@ -22,8 +22,9 @@ impl Observer<Scope> for GatewayObserver {
 
     async fn observe(&self, scope: &Scope, selector: &Selector) -> Result<Vec<Observed>, AwsError> {
         let mut out = Vec::new();
-        let found = super::pages(
+        let found = crate::aws::pages(
             scope,
+            "ec2",
             "DescribeInternetGateways",
             |token| {
                 scope

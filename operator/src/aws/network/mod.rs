@@ -17,7 +17,7 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use ipnet::Ipv4Net;
 use serde_json::json;
 
-use super::{role_from_component, Scope, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
+use super::{created, role_from_component, Scope, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
 use crate::api::validate::{parse_cidr, subnet_cidrs, SubnetHalf};
 use crate::api::{NatGateways, NetworkOutputs, NetworkSpec};
 use crate::engine::{Engine, Kind, Node, NodeId, Observed, Resolved, Selector};
@@ -363,53 +363,8 @@ fn owner(tags: &[Tag]) -> Option<(String, String, Option<String>)> {
     ))
 }
 
-/// A new observation for a resource just created from `node`.
-fn created(scope: &Scope, node: &Resolved, id: &str) -> Observed {
-    let mut o = Observed::new(node.id.kind, scope.stack.id(), node.id.role.clone(), id)
-        .owner(Some(scope.stack.uid.clone()));
-    o.props = node.props.clone();
-    o
-}
-
 fn json_strs<'a>(items: impl IntoIterator<Item = &'a str>) -> serde_json::Value {
     json!(items.into_iter().collect::<Vec<_>>())
-}
-
-/// Every page of a paginated EC2 Describe call; each page is one counted call.
-async fn pages<O, E, F, Fut>(
-    scope: &Scope,
-    operation: &'static str,
-    send: F,
-    next: fn(&O) -> Option<&str>,
-) -> Result<Vec<O>, super::error::AwsError>
-where
-    F: Fn(Option<String>) -> Fut,
-    Fut: std::future::Future<
-        Output = Result<
-            O,
-            aws_smithy_runtime_api::client::result::SdkError<
-                E,
-                aws_smithy_runtime_api::http::Response,
-            >,
-        >,
-    >,
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = scope
-            .api
-            .call("ec2", operation, super::client::Effect::Read, || {
-                send(token.clone())
-            })
-            .await?;
-        token = next(&page).map(str::to_owned);
-        out.push(page);
-        if token.is_none() {
-            return Ok(out);
-        }
-    }
 }
 
 /// Deletes the stack's ownership tag from EC2 resources, in one call for all of them.

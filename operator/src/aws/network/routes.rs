@@ -25,8 +25,9 @@ impl Observer<Scope> for RouteTableObserver {
 
     async fn observe(&self, scope: &Scope, selector: &Selector) -> Result<Vec<Observed>, AwsError> {
         let mut out = Vec::new();
-        let found = super::pages(
+        let found = crate::aws::pages(
             scope,
+            "ec2",
             "DescribeRouteTables",
             |token| {
                 scope
