@@ -1,8 +1,9 @@
 //! Ownership tags read from any service, and a cache of tag reads for services whose listings
-//! do not carry tags (RDS subnet groups, ElastiCache groups, ECR repositories): each resource's
+//! do not carry tags (RDS subnet and parameter groups; later ElastiCache and ECR): each resource's
 //! tags are read once per process and then served from memory, so that an observation costs
-//! one listing per type however many resources the account holds. The operator's own creates
-//! and releases keep the cache current; tags only change out of band by hand.
+//! one listing per type however many resources the account holds. The operator's own creates,
+//! deletions and releases keep the cache current; an entry of a resource deleted out of band
+//! stays until the process restarts.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -54,11 +55,6 @@ impl TagCache {
         self.lock().insert(arn.to_owned(), tags);
     }
 
-    /// Forgets resources that no longer exist: only `live` ARNs stay.
-    pub fn retain(&self, live: &std::collections::BTreeSet<String>) {
-        self.lock().retain(|arn, _| live.contains(arn));
-    }
-
     pub fn forget(&self, arn: &str) {
         self.lock().remove(arn);
     }
@@ -100,7 +96,7 @@ mod tests {
         let cache = TagCache::default();
         cache.put("arn:a", vec![("k".into(), "v".into())]);
         cache.put("arn:b", vec![]);
-        cache.retain(&["arn:a".to_owned()].into_iter().collect());
+        cache.forget("arn:b");
         assert_eq!(cache.len(), 1);
         assert!(cache.get("arn:a").is_some() && cache.get("arn:b").is_none());
     }

@@ -243,10 +243,8 @@ impl Handler<Scope> for InstanceHandler {
         changes: &[FieldChange],
     ) -> Result<Option<Observed>, AwsError> {
         let changed = |f: &str| changes.iter().any(|c| c.field == f);
-        let instance_fields = changes
-            .iter()
-            .any(|c| c.field != "finalSnapshot" && c.field != "version")
-            || changed("version");
+        // Only the final-snapshot choice lives in a tag alone; everything else is the instance's.
+        let instance_fields = changes.iter().any(|c| c.field != "finalSnapshot");
         if changed("finalSnapshot") || changed("version") {
             let tags: Vec<Tag> = bookkeeping_tags(node)
                 .into_iter()

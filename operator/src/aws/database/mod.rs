@@ -161,7 +161,8 @@ fn derived_name(name: &str) -> bool {
 }
 
 /// The tags of resources whose listing does not carry them: from the cache, or one read per
-/// resource never seen before. Resources gone from the listing leave the cache.
+/// resource never seen before. A resource leaves the cache when the operator deletes or
+/// releases it.
 async fn listed_tags(
     scope: &Scope,
     arns: &[String],
