@@ -9,10 +9,12 @@ use crate::api::validate::{self, ValidationErrors};
 use crate::api::{WebStack, WebStackStatus};
 use crate::aws::client::Effect;
 use crate::aws::error::AwsError;
-use crate::aws::{self, database, network, Connect, ConnectError, Scope, StackRef};
+use crate::aws::{
+    self, backend, certificates, database, network, Connect, ConnectError, Scope, StackRef,
+};
 use crate::engine::{
     ApplyOutcome, DestroyOutcome, Engine, EngineError, Event, EventKind, Graph, NodeId,
-    Observation, PendingNode, Plan, Reporter, StackKey,
+    Observation, PendingNode, Plan, Prop, Reporter, StackKey,
 };
 pub use status::{error_status, failure_summary, status_from};
 
@@ -129,28 +131,147 @@ pub async fn zones(scope: &Scope, stack: &WebStack) -> Result<Vec<String>, Stack
     Ok(all.into_iter().take(count).collect())
 }
 
-/// The desired graph of every tier. Pure: the same stack and zones give the same graph.
+/// The desired graph of every tier. Pure: the same stack, zones and images give the same
+/// graph. `images` are the AMI ids the spec's SSM parameters name now ([`images`]).
 pub fn desired_graph(
     stack: &WebStack,
     region: &str,
     zones: &[String],
+    images: &BTreeMap<String, String>,
 ) -> Result<Graph, StackError> {
+    let spec = &stack.spec;
     let name = stack.metadata.name.as_deref().unwrap_or_default();
-    let mut nodes = network::desired(name, region, &effective_network(&stack.spec), zones);
-    let subnet = |half: &str, az: &String| NodeId::new(network::SUBNET, format!("{half}-{az}"));
+    let me = stack_ref(stack);
+    let mut nodes = network::desired(
+        name,
+        region,
+        &effective_network(spec),
+        zones,
+        &backend::access(spec),
+    );
+    let subnets = |half: &str| -> Vec<NodeId> {
+        zones
+            .iter()
+            .map(|az| NodeId::new(network::SUBNET, format!("{half}-{az}")))
+            .collect()
+    };
+    let public = subnets("public");
+    let private = match spec.network.private_subnets {
+        Some(_) => subnets("private"),
+        None => Vec::new(),
+    };
     // Data lives in the private subnets; a stack without them keeps it in the public ones,
     // never publicly accessible.
-    let data_subnets: Vec<NodeId> = match stack.spec.network.private_subnets {
-        Some(_) => zones.iter().map(|az| subnet("private", az)).collect(),
-        None => zones.iter().map(|az| subnet("public", az)).collect(),
+    let data_subnets = if private.is_empty() {
+        public.clone()
+    } else {
+        private.clone()
     };
-    nodes.extend(database::desired(
-        &stack_ref(stack),
-        &stack.spec,
+    let database = database::desired(
+        &me,
+        spec,
         data_subnets,
         NodeId::new(network::SECURITY_GROUP, network::DATABASE_SG),
-    ));
+    );
+    let mut wiring = backend::Wiring {
+        vpc: Some(NodeId::new(network::VPC, "vpc")),
+        public_subnets: public,
+        private_subnets: private,
+        images: images.clone(),
+        ..Default::default()
+    };
+    if let Some(instance) = database.iter().find(|n| n.id.kind == database::DB_INSTANCE) {
+        let attr = |a: &str| Prop::Attr(instance.id.clone(), a.to_owned());
+        wiring
+            .environment
+            .insert("DATABASE_HOST".into(), attr("endpoint"));
+        wiring
+            .environment
+            .insert("DATABASE_PORT".into(), attr("port"));
+        wiring
+            .environment
+            .insert("DATABASE_SECRET_ARN".into(), attr("secretArn"));
+        wiring.secrets.push(attr("secretArn"));
+    }
+    nodes.extend(database);
+    let served: Vec<String> = backend::ec2_tiers(spec)
+        .filter_map(|t| t.load_balancer.certificate.clone())
+        .collect();
+    let certificates = certificates::desired(&me, spec, &served);
+    wiring.certificates = certificates
+        .iter()
+        .map(|n| (n.id.role.clone(), n.id.clone()))
+        .collect();
+    nodes.extend(certificates);
+    nodes.extend(backend::desired(&me, region, spec, &wiring));
     Graph::new(nodes).map_err(|e| StackError::Engine(e.into()))
+}
+
+/// The image ids the spec's SSM parameters name now, read in one call per ten parameters at
+/// every reconcile: a newly published image becomes a new template version.
+pub async fn images(
+    scope: &Scope,
+    stack: &WebStack,
+) -> Result<BTreeMap<String, String>, StackError> {
+    let mut wanted: Vec<(String, String)> = Vec::new();
+    for (i, t) in stack
+        .spec
+        .backend
+        .iter()
+        .flat_map(|b| b.tiers.iter())
+        .enumerate()
+    {
+        let Some(ec2) = t
+            .ec2
+            .as_ref()
+            .filter(|_| t.runtime == crate::api::Runtime::Ec2)
+        else {
+            continue;
+        };
+        if let (None, Some(p)) = (&ec2.image.ami_id, &ec2.image.ssm_parameter) {
+            if !wanted.iter().any(|(w, _)| w == p) {
+                wanted.push((
+                    p.clone(),
+                    format!("spec.backend.tiers[{i}].ec2.image.ssmParameter"),
+                ));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for chunk in wanted.chunks(10) {
+        let names: Vec<String> = chunk.iter().map(|(n, _)| n.clone()).collect();
+        let read = scope
+            .api
+            .call("ssm", "GetParameters", Effect::Read, || {
+                scope
+                    .ssm
+                    .get_parameters()
+                    .set_names(Some(names.clone()))
+                    .send()
+            })
+            .await?;
+        for p in read.parameters() {
+            if let (Some(n), Some(v)) = (p.name(), p.value()) {
+                out.insert(n.to_owned(), v.to_owned());
+            }
+        }
+        if let Some(missing) = read.invalid_parameters().first() {
+            let field = chunk
+                .iter()
+                .find(|(n, _)| n == missing)
+                .map(|(_, f)| f.as_str())
+                .unwrap_or("spec.backend.tiers");
+            return Err(ValidationErrors::single(
+                field,
+                format!(
+                    "the SSM parameter {missing} does not exist in {}",
+                    scope.region
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(out)
 }
 
 /// The network as the tiers need it: a database's and a cache's security groups, on their
@@ -199,7 +320,8 @@ pub async fn prepare(stack: WebStack, connect: &Connect) -> Result<Prepared, Sta
     let scope = connect_scope(&stack, connect).await?;
     validate::check_region_move(&stack, &scope.region)?;
     let zones = zones(&scope, &stack).await?;
-    let graph = desired_graph(&stack, &scope.region, &zones)?;
+    let images = images(&scope, &stack).await?;
+    let graph = desired_graph(&stack, &scope.region, &zones, &images)?;
     Ok(Prepared {
         stack,
         scope,
@@ -230,7 +352,7 @@ pub async fn destroy_by_tags(
 
 /// The tiers of a spec that this version of the operator does not build yet, with the field
 /// that declares each.
-pub fn unsupported_tiers(stack: &WebStack) -> Vec<(&'static str, &'static str)> {
+pub fn unsupported_tiers(stack: &WebStack) -> Vec<(&'static str, String)> {
     let s = &stack.spec;
     let mut out = Vec::new();
     let frontend = s
@@ -240,17 +362,11 @@ pub fn unsupported_tiers(stack: &WebStack) -> Vec<(&'static str, &'static str)> 
     for (present, tier, field) in [
         (frontend, "Frontend", "spec.frontend"),
         (!s.buckets.is_empty(), "Storage", "spec.buckets"),
-        (s.backend.is_some(), "Backend", "spec.backend"),
         (!s.repositories.is_empty(), "Registry", "spec.repositories"),
         (!s.tables.is_empty(), "Tables", "spec.tables"),
         (s.cache.is_some(), "Cache", "spec.cache"),
         (s.cdn.is_some(), "Cdn", "spec.cdn"),
         (s.dns.is_some(), "Dns", "spec.dns"),
-        (
-            !s.certificates.is_empty(),
-            "Certificates",
-            "spec.certificates",
-        ),
         (s.identity.is_some(), "Identity", "spec.identity"),
         (!s.functions.is_empty(), "Functions", "spec.functions"),
         (s.http_api.is_some(), "HttpApi", "spec.httpApi"),
@@ -263,7 +379,20 @@ pub fn unsupported_tiers(stack: &WebStack) -> Vec<(&'static str, &'static str)> 
         ),
     ] {
         if present {
-            out.push((tier, field));
+            out.push((tier, field.to_owned()));
+        }
+    }
+    for (i, t) in s.backend.iter().flat_map(|b| b.tiers.iter()).enumerate() {
+        if t.runtime != crate::api::Runtime::Ec2 {
+            out.push(("Backend", format!("spec.backend.tiers[{i}].runtime")));
+        }
+    }
+    let served: Vec<&String> = backend::ec2_tiers(s)
+        .filter_map(|t| t.load_balancer.certificate.as_ref())
+        .collect();
+    for (i, c) in s.certificates.iter().enumerate() {
+        if !served.contains(&&c.name) {
+            out.push(("Certificates", format!("spec.certificates[{i}]")));
         }
     }
     out

@@ -34,6 +34,21 @@ fn moto_command() -> String {
     std::env::var("WEBSTACK_MOTO_SERVER").unwrap_or_else(|_| "moto_server".to_owned())
 }
 
+/// How the emulator is started: the Python beside the moto server (its virtual environment's)
+/// running `tests/harness/moto_server.py`, which is moto with the operations it lacks filled in.
+fn emulator_command() -> Command {
+    let moto = PathBuf::from(moto_command());
+    let python = moto
+        .parent()
+        .map(|d| d.join("python3"))
+        .filter(|p| p.exists())
+        .map(|p| p.into_os_string().into_string().unwrap_or_default())
+        .unwrap_or_else(python);
+    let mut cmd = Command::new(python);
+    cmd.arg(repo_root().join("tests/harness/moto_server.py"));
+    cmd
+}
+
 fn python() -> String {
     std::env::var("WEBSTACK_PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
@@ -122,7 +137,7 @@ impl Moto {
     pub fn start() -> Moto {
         for _ in 0..5 {
             let port = free_port();
-            let child = Command::new(moto_command())
+            let child = emulator_command()
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .env("MOTO_ACM_VALIDATION_WAIT", "0")
                 .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
@@ -548,4 +563,60 @@ impl Tripwire {
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+}
+
+/// Counts of what the backend tier makes, over the whole region (IAM over the operator's
+/// path): duplicates and leaks show as differences.
+pub async fn backend_census(endpoint: &str, region: &str) -> BTreeMap<&'static str, usize> {
+    let config = sdk_config(endpoint, region).await;
+    let asg = aws_sdk_autoscaling::Client::new(&config);
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
+    let iam = aws_sdk_iam::Client::new(&sdk_config(endpoint, "us-east-1").await);
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let mut c = BTreeMap::new();
+    let groups = asg
+        .describe_auto_scaling_groups()
+        .send()
+        .await
+        .expect("groups");
+    c.insert("auto scaling groups", groups.auto_scaling_groups().len());
+    let policies = asg.describe_policies().send().await.expect("policies");
+    c.insert("scaling policies", policies.scaling_policies().len());
+    let lbs = elb.describe_load_balancers().send().await.expect("lbs");
+    c.insert("load balancers", lbs.load_balancers().len());
+    let mut listeners = 0;
+    for lb in lbs.load_balancers() {
+        listeners += elb
+            .describe_listeners()
+            .load_balancer_arn(lb.load_balancer_arn().unwrap_or_default())
+            .send()
+            .await
+            .expect("listeners")
+            .listeners()
+            .len();
+    }
+    c.insert("listeners", listeners);
+    let tgs = elb.describe_target_groups().send().await.expect("tgs");
+    c.insert("target groups", tgs.target_groups().len());
+    let lts = ec2
+        .describe_launch_templates()
+        .send()
+        .await
+        .expect("templates");
+    c.insert("launch templates", lts.launch_templates().len());
+    let roles = iam
+        .list_roles()
+        .path_prefix("/webstack/")
+        .send()
+        .await
+        .expect("roles");
+    c.insert("iam roles", roles.roles().len());
+    let profiles = iam
+        .list_instance_profiles()
+        .path_prefix("/webstack/")
+        .send()
+        .await
+        .expect("profiles");
+    c.insert("instance profiles", profiles.instance_profiles().len());
+    c
 }

@@ -95,6 +95,27 @@ pub struct Outputs {
     pub network: Option<NetworkOutputs>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<DatabaseOutputs>,
+    /// The backend tiers by name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tiers: std::collections::BTreeMap<String, TierOutputs>,
+}
+
+/// Where a backend tier is reached and what runs it.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TierOutputs {
+    /// The load balancer's DNS name.
+    #[serde(default)]
+    pub load_balancer_dns: String,
+    /// `internet-facing` or `internal`.
+    #[serde(default)]
+    pub scheme: String,
+    /// The Auto Scaling group's name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub auto_scaling_group: String,
+    /// The launch template version its instances run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_version: Option<i64>,
 }
 
 /// Where the application reaches the database. The password is in Secrets Manager, under

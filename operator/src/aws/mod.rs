@@ -2,6 +2,8 @@
 //! ([`crate::engine::Handler`] per kind, [`crate::engine::Observer`] per family) over a shared
 //! [`Scope`].
 
+pub mod backend;
+pub mod certificates;
 pub mod client;
 pub mod database;
 pub mod error;
@@ -80,6 +82,12 @@ pub struct Scope {
     pub api: Arc<AwsApi>,
     pub ec2: aws_sdk_ec2::Client,
     pub rds: aws_sdk_rds::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub acm: aws_sdk_acm::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    /// IAM is global: its client reaches [`GLOBAL_REGION`].
+    pub iam: aws_sdk_iam::Client,
     /// The configuration the clients were built from, for clients of other services and
     /// regions.
     config: SdkConfig,
@@ -194,6 +202,16 @@ impl Scope {
             region: config.region().map(|r| r.to_string()).unwrap_or_default(),
             ec2: aws_sdk_ec2::Client::new(config),
             rds: aws_sdk_rds::Client::new(config),
+            autoscaling: aws_sdk_autoscaling::Client::new(config),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(config),
+            acm: aws_sdk_acm::Client::new(config),
+            ssm: aws_sdk_ssm::Client::new(config),
+            iam: aws_sdk_iam::Client::new(
+                &config
+                    .to_builder()
+                    .region(Region::new(GLOBAL_REGION))
+                    .build(),
+            ),
             config: config.clone(),
             stack,
             user_tags,
@@ -296,7 +314,9 @@ where
 
 /// The engine with every area built so far.
 pub fn engine() -> Engine<Scope> {
-    database::register(network::register(Engine::new()))
+    let engine = network::register(Engine::new());
+    let engine = certificates::register(backend::register(engine));
+    database::register(engine)
 }
 
 /// The role of a resource from its component tag `<tier>/<role>`.

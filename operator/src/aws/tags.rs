@@ -6,9 +6,20 @@
 //! stays until the process restarts.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Mutex;
 
-use super::{role_from_component, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
+use super::error::AwsError;
+use super::{role_from_component, Scope, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
+use crate::engine::Selector;
+
+/// The tag that records a digest ([`crate::engine::digest`]) of what a handler wrote where
+/// reading it back costs a call per resource (a launch template's data, a role's policy) or is
+/// not offered (a certificate's names).
+pub const DIGEST_TAG: &str = "webstack.io/digest";
+
+/// Tags as key-value pairs.
+pub type Tags = Vec<(String, String)>;
 
 /// Who a resource belongs to, from its tags.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +77,75 @@ impl TagCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Whether a name has the shape of the names this operator derives (`...-<8 hex digits>`):
+/// only those resources' tags are worth reading.
+pub fn derived_name(name: &str) -> bool {
+    name.rsplit_once('-')
+        .is_some_and(|(_, h)| h.len() == 8 && h.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// The resources of a listing that carries no tags, that have the operator's names and belong
+/// to a stack the selector admits, with their ownership. See [`owned_items`].
+pub(crate) async fn owned_listing<T, F, Fut>(
+    scope: &Scope,
+    selector: &Selector,
+    items: Vec<T>,
+    name: fn(&T) -> Option<&str>,
+    arn: fn(&T) -> Option<&str>,
+    read: F,
+) -> Result<Vec<(T, Ownership)>, AwsError>
+where
+    F: FnOnce(Vec<String>) -> Fut,
+    Fut: Future<Output = Result<HashMap<String, Tags>, AwsError>>,
+{
+    let items: Vec<T> = items
+        .into_iter()
+        .filter(|i| name(i).is_some_and(derived_name))
+        .collect();
+    owned_items(scope, selector, items, arn, read).await
+}
+
+/// The resources of a listing that carries no tags that belong to a stack the selector
+/// admits, with their ownership. Tags come from the cache; `read` is given the ARNs never seen
+/// before (in one batch: a service that reads twenty at a time does so) and answers with the
+/// tags of those that still exist.
+pub(crate) async fn owned_items<T, F, Fut>(
+    scope: &Scope,
+    selector: &Selector,
+    items: Vec<T>,
+    arn: fn(&T) -> Option<&str>,
+    read: F,
+) -> Result<Vec<(T, Ownership)>, AwsError>
+where
+    F: FnOnce(Vec<String>) -> Fut,
+    Fut: Future<Output = Result<HashMap<String, Tags>, AwsError>>,
+{
+    let arns: Vec<String> = items
+        .iter()
+        .map(|i| arn(i).unwrap_or_default().to_owned())
+        .collect();
+    let missing: Vec<String> = arns
+        .iter()
+        .filter(|a| scope.api.tags.get(a).is_none())
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        for (arn, tags) in read(missing).await? {
+            scope.api.tags.put(&arn, tags);
+        }
+    }
+    Ok(items
+        .into_iter()
+        .zip(arns)
+        .filter_map(|(i, a)| {
+            let tags = scope.api.tags.get(&a)?;
+            let o = ownership(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+            Some((i, o))
+        })
+        .filter(|(_, o)| selector.admits(&o.stack))
+        .collect())
 }
 
 #[cfg(test)]

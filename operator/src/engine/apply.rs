@@ -110,11 +110,13 @@ impl<S: Send + Sync> Engine<S> {
                 stack.owns(o) && !claimed.contains(&key) && !replaced.contains(&key)
             })
             .filter(|o| plan::matches(resolved, o, rules))
-            .min_by_key(|o| match rules.action_for(&plan::changes(resolved, o)) {
-                None => 0,
-                Some(Action::Update) => 1,
-                Some(_) => 2,
-            })
+            .min_by_key(
+                |o| match rules.action_for(&plan::changes(resolved, o, rules)) {
+                    None => 0,
+                    Some(Action::Update) => 1,
+                    Some(_) => 2,
+                },
+            )
             .cloned();
         if let Some(o) = &found {
             claimed.insert((o.kind, o.id.clone()));
@@ -145,7 +147,7 @@ impl<S: Send + Sync> Engine<S> {
             );
             return Ok(created);
         };
-        let diff = plan::changes(resolved, cur);
+        let diff = plan::changes(resolved, cur, rules);
         match rules.action_for(&diff) {
             None => Ok(cur.clone()),
             Some(Action::Update) => {
@@ -279,6 +281,7 @@ impl<S: Send + Sync> Engine<S> {
             identity: handler.identity(),
             replacement: handler.replacement(),
             holds_data: handler.holds_data(),
+            digested: handler.digested(),
         }
     }
 

@@ -21,7 +21,7 @@ pub use outcome::{
     ApplyOutcome, DeleteFailure, DestroyOutcome, EngineError, Event, EventKind, NodeFailure,
     PendingNode, Reporter, Silent,
 };
-pub use plan::{Action, Graph, KindRules, Observation, Plan, PlannedChange};
+pub use plan::{digest, Action, Graph, KindRules, Observation, Plan, PlannedChange};
 pub use provider::{Handler, Observer, Replacement, Selector};
 pub use settle::WaitPolicy;
 

@@ -72,6 +72,21 @@ pub enum Prop {
     Ref(NodeId),
     Refs(Vec<NodeId>),
     Attr(NodeId, String),
+    /// A structured value whose members may be references (a launch template's data, with
+    /// its security groups and the database's endpoint in the environment).
+    Map(BTreeMap<String, Prop>),
+}
+
+impl Prop {
+    /// Every node this property refers to, at any depth.
+    fn references(&self, out: &mut Vec<NodeId>) {
+        match self {
+            Prop::Ref(id) | Prop::Attr(id, _) => out.push(id.clone()),
+            Prop::Refs(ids) => out.extend(ids.iter().cloned()),
+            Prop::Map(map) => map.values().for_each(|p| p.references(out)),
+            Prop::Value(_) => {}
+        }
+    }
 }
 
 impl From<Value> for Prop {
@@ -107,6 +122,12 @@ impl From<i64> for Prop {
 impl From<NodeId> for Prop {
     fn from(v: NodeId) -> Self {
         Prop::Ref(v)
+    }
+}
+
+impl From<BTreeMap<String, Prop>> for Prop {
+    fn from(v: BTreeMap<String, Prop>) -> Self {
+        Prop::Map(v)
     }
 }
 
@@ -165,11 +186,7 @@ impl Node {
     pub fn dependencies(&self) -> Vec<NodeId> {
         let mut deps = self.after.clone();
         for p in self.props.values() {
-            match p {
-                Prop::Ref(id) | Prop::Attr(id, _) => deps.push(id.clone()),
-                Prop::Refs(ids) => deps.extend(ids.iter().cloned()),
-                Prop::Value(_) => {}
-            }
+            p.references(&mut deps);
         }
         deps.sort();
         deps.dedup();

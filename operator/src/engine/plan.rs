@@ -115,6 +115,10 @@ pub struct KindRules {
     pub identity: &'static [&'static str],
     pub replacement: Replacement,
     pub holds_data: bool,
+    /// Properties compared by digest: AWS reports them only at a cost (a launch template's
+    /// data, a policy document), so the handler records [`digest`] of what it wrote in a tag
+    /// and the observer reports that.
+    pub digested: &'static [&'static str],
 }
 
 impl Default for KindRules {
@@ -124,6 +128,7 @@ impl Default for KindRules {
             identity: &[],
             replacement: Replacement::Refuse,
             holds_data: false,
+            digested: &[],
         }
     }
 }
@@ -153,28 +158,10 @@ pub const UNKNOWN: &str = "(known after apply)";
 /// known yet becomes [`UNKNOWN`].
 pub fn resolve(node: &Node, known: &HashMap<NodeId, Observed>) -> (Resolved, bool) {
     let mut complete = true;
-    let mut lookup = |id: &NodeId, attribute: Option<&str>| {
-        let found = known.get(id).and_then(|o| match attribute {
-            None => Some(Value::String(o.id.clone())),
-            Some(a) => o.props.get(a).filter(|v| !v.is_null()).cloned(),
-        });
-        found.unwrap_or_else(|| {
-            complete = false;
-            Value::String(UNKNOWN.to_owned())
-        })
-    };
     let props = node
         .props
         .iter()
-        .map(|(k, p)| {
-            let v = match p {
-                Prop::Value(v) => v.clone(),
-                Prop::Ref(id) => lookup(id, None),
-                Prop::Refs(list) => Value::Array(list.iter().map(|id| lookup(id, None)).collect()),
-                Prop::Attr(id, a) => lookup(id, Some(a)),
-            };
-            (k.clone(), v)
-        })
+        .map(|(k, p)| (k.clone(), resolve_prop(p, known, &mut complete)))
         .collect();
     let resolved = Resolved {
         id: node.id.clone(),
@@ -183,6 +170,32 @@ pub fn resolve(node: &Node, known: &HashMap<NodeId, Observed>) -> (Resolved, boo
         props,
     };
     (resolved, complete)
+}
+
+/// One property with its references replaced; `complete` turns false at the first reference
+/// not known yet.
+fn resolve_prop(p: &Prop, known: &HashMap<NodeId, Observed>, complete: &mut bool) -> Value {
+    let mut lookup = |id: &NodeId, attribute: Option<&str>| {
+        let found = known.get(id).and_then(|o| match attribute {
+            None => Some(Value::String(o.id.clone())),
+            Some(a) => o.props.get(a).filter(|v| !v.is_null()).cloned(),
+        });
+        found.unwrap_or_else(|| {
+            *complete = false;
+            Value::String(UNKNOWN.to_owned())
+        })
+    };
+    match p {
+        Prop::Value(v) => v.clone(),
+        Prop::Ref(id) => lookup(id, None),
+        Prop::Refs(list) => Value::Array(list.iter().map(|id| lookup(id, None)).collect()),
+        Prop::Attr(id, a) => lookup(id, Some(a)),
+        Prop::Map(map) => Value::Object(
+            map.iter()
+                .map(|(k, p)| (k.clone(), resolve_prop(p, known, complete)))
+                .collect(),
+        ),
+    }
 }
 
 /// Compares values with arrays taken as sets.
@@ -198,13 +211,30 @@ fn normalize(v: &Value) -> Value {
     }
 }
 
+/// A short, stable digest of a property's value, as handlers record it for the properties
+/// their kind compares by digest ([`KindRules::digested`]).
+pub fn digest(value: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let text = serde_json::to_string(value).unwrap_or_default();
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The desired properties that differ from what AWS reports.
-pub fn changes(desired: &Resolved, observed: &Observed) -> Vec<FieldChange> {
+pub fn changes(desired: &Resolved, observed: &Observed, rules: &KindRules) -> Vec<FieldChange> {
     desired
         .props
         .iter()
         .filter_map(|(field, after)| {
             let before = observed.props.get(field).cloned().unwrap_or(Value::Null);
+            let after = if rules.digested.contains(&field.as_str()) {
+                &Value::String(digest(after))
+            } else {
+                after
+            };
             (normalize(&before) != normalize(after)).then(|| FieldChange {
                 field: field.clone(),
                 before,
@@ -330,7 +360,7 @@ pub fn plan(
             Some(o) => {
                 claimed.insert((o.kind, o.id.clone()));
                 out.matched.insert(id.clone(), o.clone());
-                let diff = changes(&resolved, o);
+                let diff = changes(&resolved, o, kind_rules);
                 match kind_rules.action_for(&diff) {
                     // A replacement's dependents will refer to a resource not created yet.
                     Some(Action::Replace) => {}
@@ -552,7 +582,59 @@ mod tests {
         let (resolved, complete) = resolve(&node, &HashMap::new());
         assert!(complete);
         let o = Observed::new(VPC, "s", "vpc", "v").prop("tables", json!(["a", "b"]));
-        assert!(changes(&resolved, &o).is_empty());
+        assert!(changes(&resolved, &o, &KindRules::default()).is_empty());
+    }
+
+    #[test]
+    fn structured_properties_resolve_their_references_at_any_depth() {
+        let vpc = NodeId::new(VPC, "vpc");
+        let mut env = BTreeMap::new();
+        env.insert("VPC".to_owned(), Prop::Ref(vpc.clone()));
+        env.insert("CIDR".to_owned(), Prop::Attr(vpc.clone(), "cidr".into()));
+        let mut data = BTreeMap::new();
+        data.insert("environment".to_owned(), Prop::Map(env));
+        data.insert("size".to_owned(), Prop::from("t3.micro"));
+        let node = Node::new(SUBNET, "network", "a", "x").prop("data", data);
+        assert_eq!(node.dependencies(), vec![vpc.clone()]);
+        let (unresolved, complete) = resolve(&node, &HashMap::new());
+        assert!(!complete);
+        assert_eq!(
+            unresolved.props["data"]["environment"]["CIDR"],
+            json!(UNKNOWN)
+        );
+        let known = HashMap::from([(
+            vpc,
+            Observed::new(VPC, "s", "vpc", "vpc-1").prop("cidr", "10.0.0.0/16"),
+        )]);
+        let (resolved, complete) = resolve(&node, &known);
+        assert!(complete);
+        assert_eq!(
+            resolved.props["data"],
+            json!({"environment": {"CIDR": "10.0.0.0/16", "VPC": "vpc-1"}, "size": "t3.micro"})
+        );
+    }
+
+    #[test]
+    fn digested_properties_compare_by_the_digest_the_observer_reports() {
+        let data = json!({"instanceType": "t3.micro", "userData": "echo hi"});
+        let node = Node::new(VPC, "network", "vpc", "x").prop("data", data.clone());
+        let (resolved, _) = resolve(&node, &HashMap::new());
+        let rules = KindRules {
+            digested: &["data"],
+            mutable: &["data"],
+            ..KindRules::default()
+        };
+        let same = Observed::new(VPC, "s", "vpc", "v").prop("data", digest(&data));
+        assert!(changes(&resolved, &same, &rules).is_empty());
+        let other = Observed::new(VPC, "s", "vpc", "v")
+            .prop("data", digest(&json!({"instanceType": "t3.small"})));
+        let diff = changes(&resolved, &other, &rules);
+        assert_eq!(diff.len(), 1);
+        assert_eq!(diff[0].after, json!(digest(&data)));
+        assert_eq!(rules.action_for(&diff), Some(Action::Update));
+        // Without a recorded digest the property counts as changed, never as equal.
+        let unrecorded = Observed::new(VPC, "s", "vpc", "v");
+        assert_eq!(changes(&resolved, &unrecorded, &rules).len(), 1);
     }
 
     #[test]

@@ -60,6 +60,13 @@ pub trait Handler<S>: Send + Sync {
         &[]
     }
 
+    /// Properties compared by digest ([`crate::engine::digest`]): the handler records the digest
+    /// of what it wrote (in a tag) and the observer reports that, where reading the value back
+    /// would cost a call per resource.
+    fn digested(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Creates the resource, tagged as the node says, and reports it as AWS answered.
     async fn create(&self, scope: &S, node: &Resolved) -> Result<Observed, AwsError>;
 

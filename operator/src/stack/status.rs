@@ -11,12 +11,42 @@ use crate::engine::{ApplyOutcome, NodeId};
 
 /// The tier a resource kind belongs to, for its `<Tier>Ready` condition.
 fn tier_of(id: &NodeId) -> &'static str {
-    use crate::aws::database::{DB_INSTANCE, DB_PARAMETER_GROUP, DB_SUBNET_GROUP};
-    if [DB_INSTANCE, DB_PARAMETER_GROUP, DB_SUBNET_GROUP].contains(&id.kind) {
-        "Database"
-    } else {
-        "Network"
-    }
+    use crate::aws::{backend, certificates, database};
+    [
+        (database::KINDS, "Database"),
+        (backend::KINDS, "Backend"),
+        (certificates::KINDS, "Certificates"),
+    ]
+    .into_iter()
+    .find(|(kinds, _)| kinds.contains(&id.kind))
+    .map(|(_, tier)| tier)
+    .unwrap_or("Network")
+}
+
+/// Each backend tier's load balancer and group, once they exist.
+fn tier_outputs(
+    stack: &WebStack,
+    outcome: &ApplyOutcome,
+) -> BTreeMap<String, crate::api::TierOutputs> {
+    use crate::aws::backend::{AUTO_SCALING_GROUP, LOAD_BALANCER};
+    crate::aws::backend::ec2_tiers(&stack.spec)
+        .filter_map(|t| {
+            let get = |kind| outcome.resources.get(&NodeId::new(kind, t.name.as_str()));
+            let lb = get(LOAD_BALANCER)?;
+            let group = get(AUTO_SCALING_GROUP);
+            Some((
+                t.name.clone(),
+                crate::api::TierOutputs {
+                    load_balancer_dns: lb.str("dnsName").unwrap_or_default().to_owned(),
+                    scheme: lb.str("scheme").unwrap_or_default().to_owned(),
+                    auto_scaling_group: group.map(|g| g.id.clone()).unwrap_or_default(),
+                    template_version: group
+                        .and_then(|g| g.props.get("templateVersion"))
+                        .and_then(|v| v.as_i64()),
+                },
+            ))
+        })
+        .collect()
 }
 
 /// The database's outputs, once the instance exists.
@@ -113,6 +143,22 @@ pub fn status_from(
     {
         tiers.insert("Database", Vec::new());
     }
+    if crate::aws::backend::ec2_tiers(&stack.spec).next().is_some() {
+        tiers.insert("Backend", Vec::new());
+    }
+    if crate::aws::backend::ec2_tiers(&stack.spec).any(|t| t.load_balancer.certificate.is_some()) {
+        tiers.insert("Certificates", Vec::new());
+    }
+    // Problems of the tiers built, and the parts of them not built yet.
+    let mut not_built: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (tier, field) in &unsupported {
+        match tiers.get_mut(tier) {
+            Some(problems) => problems.push(format!(
+                "{field} is declared, but this operator version does not build it yet"
+            )),
+            None => not_built.entry(tier).or_default().push(field),
+        }
+    }
     for f in &outcome.failures {
         tiers
             .entry(tier_of(&f.node))
@@ -166,7 +212,7 @@ pub fn status_from(
             ),
         )
     } else if converged {
-        let fields: Vec<&str> = unsupported.iter().map(|(_, f)| *f).collect();
+        let fields: Vec<&str> = unsupported.iter().map(|(_, f)| f.as_str()).collect();
         (
             "TiersNotSupported",
             format!(
@@ -209,8 +255,9 @@ pub fn status_from(
             previous_condition(previous, &type_),
         ));
     }
-    for (tier, field) in &unsupported {
+    for (tier, fields) in &not_built {
         let type_ = format!("{tier}Ready");
+        let field = fields.join(", ");
         let message = format!("{field} is declared, but this operator version does not build the {tier} tier yet; nothing was created for it");
         conditions.push(Condition::new(
             &type_,
@@ -248,6 +295,7 @@ pub fn status_from(
             url: None,
             network: Some(network::outputs(&outcome.resources, zones)),
             database: database_outputs(outcome),
+            tiers: tier_outputs(stack, outcome),
         }),
         inventory,
         pending: pending(outcome, previous),

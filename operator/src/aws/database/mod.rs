@@ -12,7 +12,7 @@ mod subnet_group;
 use aws_sdk_rds::types::Tag;
 
 use super::naming::{physical_name, RDS_MAX};
-use super::tags::{ownership, Ownership};
+use super::tags::{ownership, Ownership, Tags};
 use super::{created, pages, Scope, StackRef};
 use crate::api::{DatabaseKind, Engine as DbEngine, RdsSpec, WebStackSpec};
 use crate::aws::client::Effect;
@@ -22,6 +22,9 @@ use crate::engine::{Engine, Kind, Node, NodeId, Resolved};
 pub const DB_SUBNET_GROUP: Kind = Kind("DbSubnetGroup");
 pub const DB_PARAMETER_GROUP: Kind = Kind("DbParameterGroup");
 pub const DB_INSTANCE: Kind = Kind("DbInstance");
+
+/// Every kind of this area, for the `DatabaseReady` condition.
+pub const KINDS: &[Kind] = &[DB_SUBNET_GROUP, DB_PARAMETER_GROUP, DB_INSTANCE];
 
 const TIER: &str = "database";
 const ROLE: &str = "database";
@@ -153,47 +156,35 @@ fn owned(tags: &[(String, String)]) -> Option<Ownership> {
     ownership(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
-/// Whether a name has the shape of the names this operator derives (`...-<8 hex digits>`):
-/// only those resources' tags are worth reading.
-fn derived_name(name: &str) -> bool {
-    name.rsplit_once('-')
-        .is_some_and(|(_, h)| h.len() == 8 && h.chars().all(|c| c.is_ascii_hexdigit()))
-}
-
-/// The tags of resources whose listing does not carry them: from the cache, or one read per
-/// resource never seen before. A resource leaves the cache when the operator deletes or
-/// releases it.
-async fn listed_tags(
+/// RDS's tag reader for [`owned_listing`]: one `ListTagsForResource` per resource.
+async fn read_tags(
     scope: &Scope,
-    arns: &[String],
-) -> Result<Vec<Option<Vec<(String, String)>>>, AwsError> {
-    let mut out = Vec::with_capacity(arns.len());
+    arns: Vec<String>,
+) -> Result<std::collections::HashMap<String, Tags>, AwsError> {
+    let mut out = std::collections::HashMap::new();
     for arn in arns {
-        if let Some(t) = scope.api.tags.get(arn) {
-            out.push(Some(t));
-            continue;
-        }
         let read = scope
             .api
             .call("rds", "ListTagsForResource", Effect::Read, || {
-                scope.rds.list_tags_for_resource().resource_name(arn).send()
+                scope
+                    .rds
+                    .list_tags_for_resource()
+                    .resource_name(&arn)
+                    .send()
             })
             .await;
         match read {
             Ok(r) => {
-                let t = pairs(r.tag_list());
-                scope.api.tags.put(arn, t.clone());
-                out.push(Some(t));
+                out.insert(arn, pairs(r.tag_list()));
             }
-            Err(e) if e.is_not_found() => out.push(None),
+            Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
     }
     Ok(out)
 }
 
-/// The resources of a listing that carry the operator's names and belong to a stack the
-/// selector admits, with their ownership (tags from the cache, or read once).
+/// The resources of an RDS listing that belong to the stacks the selector admits.
 async fn owned_listing<T>(
     scope: &Scope,
     selector: &crate::engine::Selector,
@@ -201,21 +192,10 @@ async fn owned_listing<T>(
     name: fn(&T) -> Option<&str>,
     arn: fn(&T) -> Option<&str>,
 ) -> Result<Vec<(T, Ownership)>, AwsError> {
-    let items: Vec<T> = items
-        .into_iter()
-        .filter(|i| name(i).is_some_and(derived_name))
-        .collect();
-    let arns: Vec<String> = items
-        .iter()
-        .map(|i| arn(i).unwrap_or_default().to_owned())
-        .collect();
-    let tags = listed_tags(scope, &arns).await?;
-    Ok(items
-        .into_iter()
-        .zip(tags)
-        .filter_map(|(i, t)| Some((i, t.as_deref().and_then(owned)?)))
-        .filter(|(_, o)| selector.admits(&o.stack))
-        .collect())
+    super::tags::owned_listing(scope, selector, items, name, arn, |arns| {
+        read_tags(scope, arns)
+    })
+    .await
 }
 
 fn remember(scope: &Scope, arn: Option<&str>, tags: &[Tag]) {

@@ -1,3 +1,4 @@
+use crate::aws::tags::derived_name;
 use serde_json::json;
 
 use super::*;

@@ -75,9 +75,42 @@ fn id(kind: Kind, role: impl Into<String>) -> NodeId {
     NodeId::new(kind, role)
 }
 
+/// What one backend tier needs of the security-group chain: its load balancer's group open
+/// on the listener ports (to the internet, or to the tiers that call it), and its own group
+/// open on the application port to that load balancer only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TierAccess {
+    pub name: String,
+    pub port: u16,
+    pub listener_ports: Vec<u16>,
+    /// An internet-facing load balancer; otherwise reachable from `callers` only.
+    pub public: bool,
+    pub callers: Vec<String>,
+    /// SSH from `network.sshAllowedCidrs` (instances, not tasks).
+    pub ssh: bool,
+}
+
+/// The role of a tier's load-balancer security group.
+pub fn load_balancer_group(tier: &str) -> String {
+    format!("{LOAD_BALANCER_SG}-{tier}")
+}
+
+/// The role of a tier's application security group.
+pub fn app_group(tier: &str) -> String {
+    format!("{APP_SG}-{tier}")
+}
+
 /// The network tier's desired graph for a validated spec. `zones` are the availability zones
-/// in use, in order: the explicit list, or the first `azCount` of the region's.
-pub fn desired(stack_name: &str, region: &str, spec: &NetworkSpec, zones: &[String]) -> Vec<Node> {
+/// in use, in order: the explicit list, or the first `azCount` of the region's. With backend
+/// `tiers`, each gets its own pair of security groups; without, the spec's generic chain
+/// (`securityGroups` ports) is built.
+pub fn desired(
+    stack_name: &str,
+    region: &str,
+    spec: &NetworkSpec,
+    zones: &[String],
+    tiers: &[TierAccess],
+) -> Vec<Node> {
     let node = |kind: Kind, role: &str| Node::new(kind, TIER, role, format!("{stack_name}-{role}"));
     let vpc_cidr: Ipv4Net = parse_cidr(&spec.vpc_cidr).expect("validated");
     let mut nodes = Vec::new();
@@ -209,30 +242,66 @@ pub fn desired(stack_name: &str, region: &str, spec: &NetworkSpec, zones: &[Stri
         .prop("toPort", i64::from(port))
         .prop("source", source)
     };
-    nodes.push(group(
-        LOAD_BALANCER_SG,
-        "Load balancer: open to the internet on its listener ports",
-    ));
-    for port in &sg.load_balancer_ports {
-        nodes.push(rule(
-            LOAD_BALANCER_SG,
-            *port,
-            "anywhere",
-            "0.0.0.0/0".into(),
+    // The chain: (load balancer -> app) per tier, or the generic pair; then database and cache.
+    let mut app_groups = Vec::new();
+    let mut chain = |lb: &str, app: &str, listeners: &[u16], port: u16, sources: Vec<String>| {
+        nodes.push(group(
+            lb,
+            &format!("Load balancer {lb}: open on its listener ports"),
         ));
+        for source in &sources {
+            for listener in listeners {
+                let (name, from) = match source.as_str() {
+                    "0.0.0.0/0" => ("anywhere".to_owned(), source.as_str().into()),
+                    caller => (caller.to_owned(), id(SECURITY_GROUP, caller).into()),
+                };
+                nodes.push(rule(lb, *listener, &name, from));
+            }
+        }
+        nodes.push(group(
+            app,
+            &format!("Application {app}: reachable from its load balancer on the app port"),
+        ));
+        nodes.push(rule(app, port, lb, id(SECURITY_GROUP, lb).into()));
+        app_groups.push(app.to_owned());
+    };
+    if tiers.is_empty() {
+        chain(
+            LOAD_BALANCER_SG,
+            APP_SG,
+            &sg.load_balancer_ports,
+            sg.app_port,
+            vec!["0.0.0.0/0".to_owned()],
+        );
     }
-    nodes.push(group(
-        APP_SG,
-        "Application: reachable from the load balancer on the app port",
-    ));
-    nodes.push(rule(
-        APP_SG,
-        sg.app_port,
-        LOAD_BALANCER_SG,
-        id(SECURITY_GROUP, LOAD_BALANCER_SG).into(),
-    ));
-    for cidr in &spec.ssh_allowed_cidrs {
-        nodes.push(rule(APP_SG, 22, cidr, cidr.as_str().into()));
+    for t in tiers {
+        let sources = if t.public {
+            vec!["0.0.0.0/0".to_owned()]
+        } else {
+            t.callers.iter().map(|c| app_group(c)).collect()
+        };
+        chain(
+            &load_balancer_group(&t.name),
+            &app_group(&t.name),
+            &t.listener_ports,
+            t.port,
+            sources,
+        );
+    }
+    let ssh_groups: Vec<&String> = if tiers.is_empty() {
+        app_groups.iter().collect()
+    } else {
+        app_groups
+            .iter()
+            .zip(tiers)
+            .filter(|(_, t)| t.ssh)
+            .map(|(g, _)| g)
+            .collect()
+    };
+    for group_role in ssh_groups {
+        for cidr in &spec.ssh_allowed_cidrs {
+            nodes.push(rule(group_role, 22, cidr, cidr.as_str().into()));
+        }
     }
     for (role, port, what) in [
         (DATABASE_SG, sg.database_port, "Database"),
@@ -243,7 +312,9 @@ pub fn desired(stack_name: &str, region: &str, spec: &NetworkSpec, zones: &[Stri
                 role,
                 &format!("{what}: reachable from the application only"),
             ));
-            nodes.push(rule(role, port, APP_SG, id(SECURITY_GROUP, APP_SG).into()));
+            for app in &app_groups {
+                nodes.push(rule(role, port, app, id(SECURITY_GROUP, app).into()));
+            }
         }
     }
 
@@ -325,7 +396,7 @@ pub fn outputs(resources: &BTreeMap<NodeId, Observed>, zones: &[String]) -> Netw
 // What the files of this area share.
 
 /// The Describe filter that selects the stack's resources (or every stack's).
-fn owner_filter(selector: &Selector) -> Filter {
+pub(crate) fn owner_filter(selector: &Selector) -> Filter {
     match selector {
         Selector::Stack(stack) => Filter::builder()
             .name(format!("tag:{STACK_TAG}"))
@@ -335,7 +406,11 @@ fn owner_filter(selector: &Selector) -> Filter {
     }
 }
 
-fn tag_spec(scope: &Scope, resource_type: ResourceType, node: &Resolved) -> TagSpecification {
+pub(crate) fn tag_spec(
+    scope: &Scope,
+    resource_type: ResourceType,
+    node: &Resolved,
+) -> TagSpecification {
     let tags = scope
         .tags(node)
         .into_iter()
@@ -347,7 +422,7 @@ fn tag_spec(scope: &Scope, resource_type: ResourceType, node: &Resolved) -> TagS
 }
 
 /// `(stack, role, owner)` from a resource's tags, when it carries the ownership tags.
-fn owner(tags: &[Tag]) -> Option<(String, String, Option<String>)> {
+pub(crate) fn owner(tags: &[Tag]) -> Option<(String, String, Option<String>)> {
     let get = |key: &str| {
         tags.iter()
             .find(|t| t.key() == Some(key))
@@ -368,7 +443,10 @@ fn json_strs<'a>(items: impl IntoIterator<Item = &'a str>) -> serde_json::Value 
 }
 
 /// Deletes the stack's ownership tag from EC2 resources, in one call for all of them.
-async fn release_ec2(scope: &Scope, resources: &[Observed]) -> Result<(), super::error::AwsError> {
+pub(crate) async fn release_ec2(
+    scope: &Scope,
+    resources: &[Observed],
+) -> Result<(), super::error::AwsError> {
     let ids: Vec<String> = resources.iter().map(|o| o.id.clone()).collect();
     if ids.is_empty() {
         return Ok(());

@@ -20,7 +20,7 @@ fn zones(n: usize) -> Vec<String> {
 }
 
 fn graph(spec: &NetworkSpec, n: usize) -> Graph {
-    Graph::new(desired("s", "eu-west-1", spec, &zones(n))).expect("a valid graph")
+    Graph::new(desired("s", "eu-west-1", spec, &zones(n), &[])).expect("a valid graph")
 }
 
 fn count(g: &Graph, kind: Kind) -> usize {

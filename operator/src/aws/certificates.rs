@@ -1,0 +1,283 @@
+//! ACM certificates of `spec.certificates`, requested with DNS validation in the region of
+//! what serves them (a load balancer's in the stack's region). A certificate is pending until
+//! AWS issues it, and whatever serves it waits for it. New names are a new certificate: it is
+//! requested, the listeners move to it, then the old one is deleted.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_acm::operation::list_certificates::ListCertificatesOutput;
+use aws_sdk_acm::types::{CertificateStatus, CertificateSummary, Tag, ValidationMethod};
+use serde_json::{json, Value};
+
+use super::client::Effect;
+use super::error::AwsError;
+use super::tags::{owned_items, Ownership, Tags, DIGEST_TAG};
+use super::{created, pages, Scope, StackRef, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
+use crate::api::WebStackSpec;
+use crate::engine::{
+    digest, Engine, Handler, Kind, Node, NodeId, Observed, Observer, Readiness, Replacement,
+    Resolved, Selector,
+};
+
+pub const CERTIFICATE: Kind = Kind("Certificate");
+
+/// Every kind of this area.
+pub const KINDS: &[Kind] = &[CERTIFICATE];
+
+const TIER: &str = "certificates";
+const SERVICE: &str = "acm";
+
+/// Adds the certificate kind to an engine.
+pub fn register(engine: Engine<Scope>) -> Engine<Scope> {
+    engine
+        .observer(CertificateObserver)
+        .handler(CertificateHandler)
+}
+
+/// The node of each certificate in `names` (the ones something in the stack's region serves).
+pub fn desired(stack: &StackRef, spec: &WebStackSpec, names: &[String]) -> Vec<Node> {
+    spec.certificates
+        .iter()
+        .filter(|c| names.contains(&c.name))
+        .map(|c| {
+            Node::new(
+                CERTIFICATE,
+                TIER,
+                c.name.as_str(),
+                format!("{}-{}", stack.name, c.name),
+            )
+            .prop("domain", c.domain.as_str())
+            .prop("alternativeNames", json!(c.subject_alternative_names))
+        })
+        .collect()
+}
+
+/// The node id of a certificate by its spec name.
+pub fn id(name: &str) -> NodeId {
+    NodeId::new(CERTIFICATE, name)
+}
+
+fn readiness(status: Option<&CertificateStatus>) -> Readiness {
+    match status {
+        Some(CertificateStatus::Issued) | None => Readiness::Ready,
+        Some(CertificateStatus::PendingValidation) => {
+            Readiness::Pending("PENDING_VALIDATION".into())
+        }
+        Some(other) => Readiness::Gone(other.as_str().to_owned()),
+    }
+}
+
+/// A certificate's names never change: the digest of the alternative names recorded in its
+/// tags at creation stands for them (listings do not always carry them).
+fn observed(c: &CertificateSummary, o: Ownership, names: Option<String>) -> Observed {
+    let domain = c.domain_name().unwrap_or_default();
+    Observed::new(
+        CERTIFICATE,
+        o.stack,
+        o.role,
+        c.certificate_arn().unwrap_or_default(),
+    )
+    .owner(o.owner)
+    .prop("domain", domain)
+    .prop("alternativeNames", names.unwrap_or_default())
+    .readiness(readiness(c.status()))
+}
+
+/// ACM's tag reader: one `ListTagsForCertificate` per certificate never seen before.
+async fn read_tags(scope: &Scope, arns: Vec<String>) -> Result<HashMap<String, Tags>, AwsError> {
+    let mut out = HashMap::new();
+    for arn in arns {
+        let read = scope
+            .api
+            .call(SERVICE, "ListTagsForCertificate", Effect::Read, || {
+                scope
+                    .acm
+                    .list_tags_for_certificate()
+                    .certificate_arn(&arn)
+                    .send()
+            })
+            .await;
+        match read {
+            Ok(r) => {
+                let tags = r
+                    .tags()
+                    .iter()
+                    .map(|t| (t.key().to_owned(), t.value().unwrap_or_default().to_owned()))
+                    .collect();
+                out.insert(arn, tags);
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+pub struct CertificateObserver;
+
+#[async_trait]
+impl Observer<Scope> for CertificateObserver {
+    fn kinds(&self) -> &'static [Kind] {
+        &[CERTIFICATE]
+    }
+
+    async fn observe(&self, scope: &Scope, selector: &Selector) -> Result<Vec<Observed>, AwsError> {
+        let certificates: Vec<CertificateSummary> = pages(
+            scope,
+            SERVICE,
+            "ListCertificates",
+            |token| scope.acm.list_certificates().set_next_token(token).send(),
+            ListCertificatesOutput::next_token,
+        )
+        .await?
+        .iter()
+        .flat_map(|p| p.certificate_summary_list().iter().cloned())
+        .collect();
+        let owned = owned_items(
+            scope,
+            selector,
+            certificates,
+            CertificateSummary::certificate_arn,
+            |arns| read_tags(scope, arns),
+        )
+        .await?;
+        Ok(owned
+            .into_iter()
+            .map(|(c, o)| {
+                let tags = scope
+                    .api
+                    .tags
+                    .get(c.certificate_arn().unwrap_or_default())
+                    .unwrap_or_default();
+                let names = tags
+                    .into_iter()
+                    .find(|(k, _)| k == DIGEST_TAG)
+                    .map(|(_, v)| v);
+                observed(&c, o, names)
+            })
+            .collect())
+    }
+}
+
+pub struct CertificateHandler;
+
+#[async_trait]
+impl Handler<Scope> for CertificateHandler {
+    fn kind(&self) -> Kind {
+        CERTIFICATE
+    }
+
+    fn replacement(&self) -> Replacement {
+        Replacement::CreateBeforeDelete
+    }
+
+    fn digested(&self) -> &'static [&'static str] {
+        &["alternativeNames"]
+    }
+
+    async fn create(&self, scope: &Scope, node: &Resolved) -> Result<Observed, AwsError> {
+        let recorded = digest(node.props.get("alternativeNames").unwrap_or(&Value::Null));
+        let mut all = scope.tags(node);
+        all.push((DIGEST_TAG.to_owned(), recorded.clone()));
+        let tags: Vec<Tag> = all
+            .iter()
+            .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+            .collect();
+        let names = node.strs("alternativeNames");
+        let out = scope
+            .api
+            .call(SERVICE, "RequestCertificate", Effect::Idempotent, || {
+                scope
+                    .acm
+                    .request_certificate()
+                    .domain_name(node.req("domain"))
+                    .set_subject_alternative_names((!names.is_empty()).then(|| names.clone()))
+                    .validation_method(ValidationMethod::Dns)
+                    // The same request after a lost answer returns the same certificate.
+                    .idempotency_token(scope.token(node, ""))
+                    .set_tags(Some(tags.clone()))
+                    .send()
+            })
+            .await?;
+        let arn = out.certificate_arn().unwrap_or_default();
+        scope.api.tags.put(arn, all);
+        Ok(created(scope, node, arn)
+            .prop("alternativeNames", recorded)
+            .readiness(Readiness::Pending("PENDING_VALIDATION".into())))
+    }
+
+    async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {
+        match scope
+            .api
+            .call(SERVICE, "DeleteCertificate", Effect::Idempotent, || {
+                scope
+                    .acm
+                    .delete_certificate()
+                    .certificate_arn(&current.id)
+                    .send()
+            })
+            .await
+        {
+            Err(e) if !e.is_not_found() => return Err(e),
+            _ => {}
+        }
+        scope.api.tags.forget(&current.id);
+        Ok(())
+    }
+
+    fn settles(&self) -> bool {
+        true
+    }
+
+    async fn refresh(
+        &self,
+        scope: &Scope,
+        current: &Observed,
+    ) -> Result<Option<Observed>, AwsError> {
+        let read = scope
+            .api
+            .call(SERVICE, "DescribeCertificate", Effect::Read, || {
+                scope
+                    .acm
+                    .describe_certificate()
+                    .certificate_arn(&current.id)
+                    .send()
+            })
+            .await;
+        let detail = match read {
+            Err(e) if e.is_not_found() => return Ok(None),
+            other => other?,
+        };
+        let mut o = current.clone();
+        o.readiness = readiness(detail.certificate().and_then(|c| c.status()));
+        Ok(Some(o))
+    }
+
+    async fn release(&self, scope: &Scope, resources: &[Observed]) -> Result<(), AwsError> {
+        for o in resources {
+            let keys: Vec<Tag> = [STACK_TAG, COMPONENT_TAG, OWNER_TAG]
+                .into_iter()
+                .filter_map(|k| Tag::builder().key(k).build().ok())
+                .collect();
+            scope
+                .api
+                .call(
+                    SERVICE,
+                    "RemoveTagsFromCertificate",
+                    Effect::Idempotent,
+                    || {
+                        scope
+                            .acm
+                            .remove_tags_from_certificate()
+                            .certificate_arn(&o.id)
+                            .set_tags(Some(keys.clone()))
+                            .send()
+                    },
+                )
+                .await?;
+            scope.api.tags.forget(&o.id);
+        }
+        Ok(())
+    }
+}

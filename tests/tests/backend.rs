@@ -1,0 +1,441 @@
+//! The backend tier against the emulator, checked through AWS's own Describe calls: per tier a
+//! role and instance profile, a launch template, an Auto Scaling group in the tier's subnets
+//! attached to its target group, and a load balancer with its listeners; the security-group
+//! chain by ports; a template change makes a new version and an instance refresh without
+//! recreating the group or the load balancer; re-apply writes nothing; destroy leaves nothing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_ec2::types::SecurityGroup;
+use webstack::engine::Silent;
+use webstack::stack;
+use webstack_tests::*;
+
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Ingress of a group as `(port, source)`, the source a CIDR or another group's role.
+fn ingress(group: &SecurityGroup, roles: &BTreeMap<String, String>) -> Vec<(i32, String)> {
+    let role_of = |id: &str| {
+        roles
+            .iter()
+            .find(|(_, v)| v.as_str() == id)
+            .map(|(k, _)| k.clone())
+            .unwrap_or_else(|| id.to_owned())
+    };
+    let mut out = Vec::new();
+    for p in group.ip_permissions() {
+        let port = p.from_port().unwrap_or(-1);
+        for r in p.ip_ranges() {
+            out.push((port, r.cidr_ip().unwrap_or_default().to_owned()));
+        }
+        for g in p.user_id_group_pairs() {
+            out.push((port, role_of(g.group_id().unwrap_or_default())));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tiers_behind_public_and_internal_balancers_change_in_place_and_go_away() {
+    let moto = Moto::start();
+    let region = "eu-north-1";
+    let config = sdk_config(&moto.url(), region).await;
+    let asg = aws_sdk_autoscaling::Client::new(&config);
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let iam = aws_sdk_iam::Client::new(&sdk_config(&moto.url(), "us-east-1").await);
+    let pristine = backend_census(&moto.url(), region).await;
+    let (connect, api) = connect(&moto.url());
+
+    let stack = example("stockholm-two-tier.yaml", "sthlm");
+    let p = stack::prepare(stack.clone(), &connect).await.unwrap();
+    let outcome = p.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
+    let status = stack::status_from(&stack, region, &p.zones, &outcome, None);
+    let outputs = status.outputs.clone().unwrap();
+    let network = outputs.network.clone().unwrap();
+    let condition = |t: &str| {
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == t)
+            .unwrap_or_else(|| panic!("no {t}"))
+            .clone()
+    };
+    assert_eq!(condition("BackendReady").status, "True", "{status:?}");
+    assert_eq!(condition("CertificatesReady").status, "True");
+    // Cache, CDN, DNS and monitoring come with later tiers: the stack says so and no more.
+    assert_eq!(condition("Ready").status, "False");
+    assert_eq!(condition("Ready").reason, "TiersNotSupported");
+    let web = &outputs.tiers["web"];
+    let api_tier = &outputs.tiers["api"];
+    assert_eq!(web.scheme, "internet-facing");
+    assert_eq!(api_tier.scheme, "internal");
+    assert!(!web.load_balancer_dns.is_empty());
+
+    // Load balancers: web in the public subnets, api internal in the private ones.
+    let lbs = elb.describe_load_balancers().send().await.unwrap();
+    assert_eq!(lbs.load_balancers().len(), 2);
+    let lb_of = |scheme: &str| {
+        lbs.load_balancers()
+            .iter()
+            .find(|l| l.scheme().map(|s| s.as_str()) == Some(scheme))
+            .unwrap()
+            .clone()
+    };
+    let subnets_of = |lb: &aws_sdk_elasticloadbalancingv2::types::LoadBalancer| {
+        let mut s: Vec<String> = lb
+            .availability_zones()
+            .iter()
+            .filter_map(|z| z.subnet_id().map(str::to_owned))
+            .collect();
+        s.sort();
+        s
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let public_lb = lb_of("internet-facing");
+    let internal_lb = lb_of("internal");
+    assert_eq!(
+        subnets_of(&public_lb),
+        sorted(network.public_subnet_ids.clone())
+    );
+    assert_eq!(
+        subnets_of(&internal_lb),
+        sorted(network.private_subnet_ids.clone())
+    );
+
+    // Listeners: web redirects HTTP to HTTPS and serves the issued certificate; api forwards.
+    let listeners = elb
+        .describe_listeners()
+        .load_balancer_arn(public_lb.load_balancer_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let by_port = |port: i32| {
+        listeners
+            .listeners()
+            .iter()
+            .find(|l| l.port() == Some(port))
+            .unwrap_or_else(|| panic!("no listener on {port}"))
+            .clone()
+    };
+    let redirect = by_port(80).default_actions()[0]
+        .redirect_config()
+        .cloned()
+        .unwrap();
+    assert_eq!(redirect.protocol(), Some("HTTPS"));
+    assert_eq!(redirect.port(), Some("443"));
+    let https = by_port(443);
+    assert_eq!(https.protocol().map(|p| p.as_str()), Some("HTTPS"));
+    let cert_arn = https.certificates()[0]
+        .certificate_arn()
+        .unwrap()
+        .to_owned();
+    let acm = aws_sdk_acm::Client::new(&config);
+    let cert = acm
+        .describe_certificate()
+        .certificate_arn(&cert_arn)
+        .send()
+        .await
+        .unwrap();
+    let cert = cert.certificate().unwrap();
+    assert_eq!(cert.domain_name(), Some("example.com"));
+    assert!(cert
+        .subject_alternative_names()
+        .contains(&"www.example.com".to_owned()));
+    let web_tg = https.default_actions()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_owned();
+    let internal_listeners = elb
+        .describe_listeners()
+        .load_balancer_arn(internal_lb.load_balancer_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(internal_listeners.listeners().len(), 1);
+    let api_listener = &internal_listeners.listeners()[0];
+    assert_eq!(api_listener.port(), Some(80));
+    let api_tg = api_listener.default_actions()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_owned();
+
+    // Target groups: the tiers' ports and health checks.
+    let tgs = elb
+        .describe_target_groups()
+        .target_group_arns(&web_tg)
+        .target_group_arns(&api_tg)
+        .send()
+        .await
+        .unwrap();
+    for tg in tgs.target_groups() {
+        let port = if tg.target_group_arn() == Some(web_tg.as_str()) {
+            80
+        } else {
+            8080
+        };
+        assert_eq!(tg.port(), Some(port));
+        assert_eq!(tg.health_check_path(), Some("/health"));
+        assert_eq!(tg.health_check_interval_seconds(), Some(30));
+    }
+
+    // Groups: in the private subnets, sized as asked, attached to their target groups, from
+    // their templates; api partly on Spot; target tracking on CPU and memory.
+    let groups = asg.describe_auto_scaling_groups().send().await.unwrap();
+    assert_eq!(groups.auto_scaling_groups().len(), 2);
+    for g in groups.auto_scaling_groups() {
+        let mut subnets: Vec<String> = g
+            .vpc_zone_identifier()
+            .unwrap()
+            .split(',')
+            .map(str::to_owned)
+            .collect();
+        subnets.sort();
+        assert_eq!(subnets, sorted(network.private_subnet_ids.clone()));
+        assert_eq!((g.min_size(), g.max_size()), (Some(1), Some(2)));
+        assert_eq!(g.health_check_type(), Some("ELB"));
+        let is_api = g.auto_scaling_group_name() == Some(api_tier.auto_scaling_group.as_str());
+        let tg = if is_api { &api_tg } else { &web_tg };
+        assert_eq!(g.target_group_arns(), std::slice::from_ref(tg));
+        if is_api {
+            let mixed = g.mixed_instances_policy().expect("api runs partly on Spot");
+            let d = mixed.instances_distribution().unwrap();
+            assert_eq!(d.on_demand_base_capacity(), Some(1));
+            assert_eq!(d.on_demand_percentage_above_base_capacity(), Some(0));
+        }
+    }
+    let policies = asg.describe_policies().send().await.unwrap();
+    let mut tracked: Vec<(String, i64)> = policies
+        .scaling_policies()
+        .iter()
+        .map(|p| {
+            (
+                p.policy_name().unwrap().to_owned(),
+                p.target_tracking_configuration()
+                    .and_then(|c| c.target_value())
+                    .unwrap() as i64,
+            )
+        })
+        .collect();
+    tracked.sort();
+    assert_eq!(
+        tracked,
+        [
+            ("api-cpu-target".to_owned(), 70),
+            ("api-memory-target".to_owned(), 75),
+            ("web-cpu-target".to_owned(), 70),
+            ("web-memory-target".to_owned(), 75),
+        ]
+    );
+
+    // Templates: IMDSv2 required, the root volume encrypted, the container in the user data
+    // with the database's endpoint and secret by ARN.
+    let versions = ec2
+        .describe_launch_template_versions()
+        .launch_template_name(
+            p.graph
+                .nodes
+                .values()
+                .find(|n| n.id.kind.0 == "LaunchTemplate" && n.id.role == "api")
+                .unwrap()
+                .name
+                .clone(),
+        )
+        .versions("$Latest")
+        .send()
+        .await
+        .unwrap();
+    let data = versions.launch_template_versions()[0]
+        .launch_template_data()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        data.metadata_options()
+            .and_then(|m| m.http_tokens())
+            .map(|t| t.as_str()),
+        Some("required")
+    );
+    let ebs = data.block_device_mappings()[0].ebs().unwrap();
+    assert_eq!(ebs.encrypted(), Some(true));
+    let script =
+        String::from_utf8(aws_smithy_types::base64::decode(data.user_data().unwrap()).unwrap())
+            .unwrap();
+    let db = outputs.database.clone().unwrap();
+    assert!(
+        script.contains(&format!("DATABASE_HOST={}", db.endpoint)),
+        "{script}"
+    );
+    assert!(script.contains(&format!("DATABASE_SECRET_ARN={}", db.secret_arn)));
+    assert!(script.contains("backend:latest"));
+
+    // Roles: EC2 trusts them; the policy reads the database's secret and nothing else.
+    let roles = iam
+        .list_roles()
+        .path_prefix("/webstack/default/sthlm/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(roles.roles().len(), 2);
+    let role = &roles.roles()[0];
+    let policy = iam
+        .get_role_policy()
+        .role_name(role.role_name())
+        .policy_name("webstack")
+        .send()
+        .await
+        .unwrap();
+    let document = percent_decoded(policy.policy_document());
+    let document: serde_json::Value = serde_json::from_str(&document).unwrap();
+    let statements = document["Statement"].as_array().unwrap();
+    let secrets = statements
+        .iter()
+        .find(|s| s["Sid"] == "ReadOwnSecrets")
+        .unwrap();
+    assert_eq!(secrets["Resource"], serde_json::json!([db.secret_arn]));
+    assert!(!statements
+        .iter()
+        .any(|s| s["Action"] == "*" || s["Action"] == serde_json::json!(["*"])));
+
+    // Security groups by ports: 80/443 from anywhere to the public balancer, the web port from
+    // it only, the internal balancer from the web tier only, the api port from it only, the
+    // database from both tiers only.
+    let roles_of: BTreeMap<String, String> = network.security_group_ids.clone();
+    let sgs = ec2
+        .describe_security_groups()
+        .set_group_ids(Some(roles_of.values().cloned().collect()))
+        .send()
+        .await
+        .unwrap();
+    let rules = |role: &str| {
+        let g = sgs
+            .security_groups()
+            .iter()
+            .find(|g| g.group_id() == Some(roles_of[role].as_str()))
+            .unwrap();
+        ingress(g, &roles_of)
+    };
+    let pair = |p: i32, s: &str| (p, s.to_owned());
+    assert_eq!(
+        rules("load-balancer-web"),
+        [pair(80, "0.0.0.0/0"), pair(443, "0.0.0.0/0")]
+    );
+    assert_eq!(rules("app-web"), [pair(80, "load-balancer-web")]);
+    assert_eq!(rules("load-balancer-api"), [pair(80, "app-web")]);
+    assert_eq!(rules("app-api"), [pair(8080, "load-balancer-api")]);
+    assert_eq!(
+        rules("database"),
+        [pair(5432, "app-api"), pair(5432, "app-web")]
+    );
+
+    // Re-apply: nothing to write.
+    let before = api.counts();
+    let again = p.apply_once(&Silent).await.unwrap();
+    assert!(again.is_ready());
+    let writes = api.counts().difference(&before).mutating();
+    assert!(writes.is_empty(), "re-apply wrote: {writes:?}");
+
+    // A new instance type: a new template version, the group moved to it and refreshed; the
+    // group and both load balancers stay.
+    let mut bigger = stack.clone();
+    bigger.spec.backend.as_mut().unwrap().tiers[1]
+        .ec2
+        .as_mut()
+        .unwrap()
+        .instance_type = "t3.small".into();
+    let p2 = stack::prepare(bigger.clone(), &connect).await.unwrap();
+    let before = api.counts();
+    p2.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
+    let calls = api.counts().difference(&before);
+    for op in [
+        "CreateLoadBalancer",
+        "DeleteLoadBalancer",
+        "CreateAutoScalingGroup",
+        "DeleteAutoScalingGroup",
+        "CreateTargetGroup",
+    ] {
+        assert_eq!(
+            calls.of("elasticloadbalancing", op) + calls.of("autoscaling", op),
+            0,
+            "{op}"
+        );
+    }
+    assert_eq!(calls.of("ec2", "CreateLaunchTemplateVersion"), 1);
+    assert_eq!(calls.of("autoscaling", "StartInstanceRefresh"), 1);
+    let g = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(&api_tier.auto_scaling_group)
+        .send()
+        .await
+        .unwrap();
+    let spec = g.auto_scaling_groups()[0]
+        .mixed_instances_policy()
+        .and_then(|m| m.launch_template())
+        .and_then(|t| t.launch_template_specification())
+        .unwrap()
+        .clone();
+    assert_eq!(spec.version(), Some("2"));
+    let refreshes = asg
+        .describe_instance_refreshes()
+        .auto_scaling_group_name(&api_tier.auto_scaling_group)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshes.instance_refreshes().len(), 1);
+    let lbs_after = elb.describe_load_balancers().send().await.unwrap();
+    let arns = |l: &aws_sdk_elasticloadbalancingv2::operation::describe_load_balancers::DescribeLoadBalancersOutput| {
+        let mut v: Vec<String> = l.load_balancers().iter().filter_map(|b| b.load_balancer_arn().map(str::to_owned)).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(arns(&lbs_after), arns(&lbs));
+    let latest = ec2
+        .describe_launch_template_versions()
+        .launch_template_id(spec.launch_template_id().unwrap())
+        .versions("2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        latest.launch_template_versions()[0]
+            .launch_template_data()
+            .and_then(|d| d.instance_type())
+            .map(|t| t.as_str()),
+        Some("t3.small")
+    );
+
+    // Destroy: nothing of the backend is left.
+    // (The database's deletion protection is lifted first, as a user would.)
+    let mut gone = bigger.clone();
+    let rds = gone.spec.database.as_mut().unwrap().rds.as_mut().unwrap();
+    rds.final_snapshot = false;
+    rds.deletion_protection = false;
+    let p3 = stack::prepare(gone, &connect).await.unwrap();
+    p3.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
+    let destroyed = p3.destroy_until_gone(TIMEOUT, &Silent).await.unwrap();
+    assert!(destroyed.is_complete(), "{:?}", destroyed.failures);
+    assert_eq!(backend_census(&moto.url(), region).await, pristine);
+}
+
+/// IAM returns policy documents URL-encoded.
+fn percent_decoded(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
