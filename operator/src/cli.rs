@@ -300,6 +300,23 @@ fn print_status(p: &Prepared, status: &webstack::api::WebStackStatus, output: Ou
                 println!("  database           {}:{}", db.endpoint, db.port);
                 println!("  databaseSecretArn  {}", db.secret_arn);
             }
+            if let Some(o) = status.outputs.as_ref() {
+                for (name, t) in &o.tiers {
+                    println!(
+                        "  tier {name:<13} {} ({}), group {} at template version {}",
+                        t.load_balancer_dns,
+                        t.scheme,
+                        t.auto_scaling_group,
+                        t.template_version.unwrap_or_default()
+                    );
+                    if let Some(ip) = &t.public_ip {
+                        println!("  tier {name:<13} public address {ip}");
+                    }
+                }
+                for (name, uri) in &o.repositories {
+                    println!("  repository {name:<7} {uri}");
+                }
+            }
             for p in &status.pending {
                 println!(
                     "Pending: {} {} {} is {} since {}",

@@ -10,7 +10,8 @@ use crate::api::{WebStack, WebStackStatus};
 use crate::aws::client::Effect;
 use crate::aws::error::AwsError;
 use crate::aws::{
-    self, backend, certificates, database, network, Connect, ConnectError, Scope, StackRef,
+    self, backend, cache, certificates, database, network, registry, secrets, Connect,
+    ConnectError, Scope, StackRef,
 };
 use crate::engine::{
     ApplyOutcome, DestroyOutcome, Engine, EngineError, Event, EventKind, Graph, NodeId,
@@ -167,6 +168,12 @@ pub fn desired_graph(
     } else {
         private.clone()
     };
+    let cache = cache::desired(
+        &me,
+        spec,
+        data_subnets.clone(),
+        NodeId::new(network::SECURITY_GROUP, network::CACHE_SG),
+    );
     let database = database::desired(
         &me,
         spec,
@@ -194,6 +201,31 @@ pub fn desired_graph(
         wiring.secrets.push(attr("secretArn"));
     }
     nodes.extend(database);
+    if !cache.is_empty() {
+        let attr = |a: &str| Prop::Attr(cache::group_id(), a.to_owned());
+        wiring
+            .environment
+            .insert("CACHE_HOST".into(), attr("endpoint"));
+        wiring.environment.insert("CACHE_PORT".into(), attr("port"));
+    }
+    nodes.extend(cache);
+    for s in secrets::desired(&me, spec) {
+        let arn = Prop::Attr(s.id.clone(), "arn".into());
+        wiring
+            .environment
+            .insert("JWT_SECRET_ARN".into(), arn.clone());
+        wiring.secrets.push(arn);
+        nodes.push(s);
+    }
+    for r in registry::desired(&me, spec) {
+        wiring
+            .repositories
+            .push(Prop::Attr(r.id.clone(), "arn".into()));
+        wiring
+            .repository_uris
+            .insert(r.id.role.clone(), Prop::Attr(r.id.clone(), "uri".into()));
+        nodes.push(r);
+    }
     let served: Vec<String> = backend::ec2_tiers(spec)
         .filter_map(|t| t.load_balancer.certificate.clone())
         .collect();
@@ -362,12 +394,16 @@ pub fn unsupported_tiers(stack: &WebStack) -> Vec<(&'static str, String)> {
     for (present, tier, field) in [
         (frontend, "Frontend", "spec.frontend"),
         (!s.buckets.is_empty(), "Storage", "spec.buckets"),
-        (!s.repositories.is_empty(), "Registry", "spec.repositories"),
         (!s.tables.is_empty(), "Tables", "spec.tables"),
-        (s.cache.is_some(), "Cache", "spec.cache"),
         (s.cdn.is_some(), "Cdn", "spec.cdn"),
         (s.dns.is_some(), "Dns", "spec.dns"),
-        (s.identity.is_some(), "Identity", "spec.identity"),
+        (
+            s.identity
+                .as_ref()
+                .is_some_and(|i| i.kind == crate::api::IdentityKind::Cognito),
+            "Identity",
+            "spec.identity",
+        ),
         (!s.functions.is_empty(), "Functions", "spec.functions"),
         (s.http_api.is_some(), "HttpApi", "spec.httpApi"),
         (s.pipeline.is_some(), "Pipeline", "spec.pipeline"),

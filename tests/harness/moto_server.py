@@ -1,6 +1,9 @@
-"""The AWS emulator the tests run: the pinned moto server, with the Auto Scaling operations it
-lacks and the operator calls (instance refreshes) filled in the way AWS answers them. Refreshes
-complete at once, as everything does in the emulator. Run as `moto_server.py -H HOST -p PORT`."""
+"""The AWS emulator the tests run: the pinned moto server, with what it lacks and the operator
+relies on filled in the way AWS behaves, at the emulator's pace (everything completes at once):
+- Auto Scaling instance refreshes (moto answers HTTP 500): started, complete, listed;
+- ElastiCache replication groups that finish deleting (moto keeps them `deleting` for good),
+  and cache subnet groups that can be deleted (moto lacks the operation).
+Run as `moto_server.py -H HOST -p PORT`."""
 
 import datetime
 import sys
@@ -8,7 +11,10 @@ import uuid
 
 from moto.autoscaling.exceptions import ValidationError
 from moto.autoscaling.responses import AutoScalingResponse
-from moto.core.responses import ActionResult
+from moto.core.responses import ActionResult, EmptyResult
+from moto.elasticache.exceptions import CacheSubnetGroupNotFound, ElastiCacheException
+from moto.elasticache.models import ElastiCacheBackend
+from moto.elasticache.responses import ElastiCacheResponse
 from moto.server import main
 
 
@@ -47,6 +53,37 @@ def describe_instance_refreshes(self):
     return ActionResult({"InstanceRefreshes": found})
 
 
+_delete_replication_group = ElastiCacheBackend.delete_replication_group
+
+
+def delete_replication_group(self, replication_group_id, retain_primary_cluster):
+    # Answered as AWS does (`deleting`), then gone, as the group would be minutes later.
+    group = _delete_replication_group(self, replication_group_id, retain_primary_cluster)
+    self.replication_groups.pop(replication_group_id, None)
+    self.tagging_service.delete_all_tags_for_resource(group.arn)
+    return group
+
+
+class CacheSubnetGroupInUse(ElastiCacheException):
+    code = "CacheSubnetGroupInUse"
+
+
+def delete_cache_subnet_group(self):
+    name = self._get_param("CacheSubnetGroupName")
+    backend = self.elasticache_backend
+    group = backend.cache_subnet_groups.get(name)
+    if group is None:
+        raise CacheSubnetGroupNotFound(name)
+    users = list(backend.replication_groups.values()) + list(backend.cache_clusters.values())
+    if any(getattr(u, "cache_subnet_group_name", None) == name for u in users):
+        raise CacheSubnetGroupInUse(f"Cache subnet group {name} is currently in use.")
+    backend.cache_subnet_groups.pop(name)
+    backend.tagging_service.delete_all_tags_for_resource(group.arn)
+    return EmptyResult()
+
+
+ElastiCacheBackend.delete_replication_group = delete_replication_group
+ElastiCacheResponse.delete_cache_subnet_group = delete_cache_subnet_group
 AutoScalingResponse.start_instance_refresh = start_instance_refresh
 AutoScalingResponse.describe_instance_refreshes = describe_instance_refreshes
 

@@ -95,9 +95,27 @@ pub struct Outputs {
     pub network: Option<NetworkOutputs>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<DatabaseOutputs>,
+    /// The Secrets Manager secret that holds the JWT signing secret (`identity.kind: Jwt`);
+    /// its value appears nowhere else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_secret_arn: Option<String>,
+    /// Where the application reaches the cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheOutputs>,
+    /// The URIs of the stack's container repositories, by their names in the spec.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub repositories: std::collections::BTreeMap<String, String>,
     /// The backend tiers by name.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub tiers: std::collections::BTreeMap<String, TierOutputs>,
+}
+
+/// The cache's primary endpoint.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheOutputs {
+    pub endpoint: String,
+    pub port: i64,
 }
 
 /// Where a backend tier is reached and what runs it.
@@ -113,6 +131,9 @@ pub struct TierOutputs {
     /// The Auto Scaling group's name.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub auto_scaling_group: String,
+    /// The fixed public address of a single instance (`ec2.elasticIp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_ip: Option<String>,
     /// The launch template version its instances run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_version: Option<i64>,

@@ -86,6 +86,7 @@ const DEPENDENCY_CODES: &[&str] = &[
     "InvalidCacheClusterState",
     "InvalidReplicationGroupState",
     "InvalidCacheSubnetGroupState",
+    "CacheSubnetGroupInUse",
     "ConcurrentModification",
     "ConcurrentModificationException",
     "OperationAborted",

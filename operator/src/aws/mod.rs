@@ -3,12 +3,15 @@
 //! [`Scope`].
 
 pub mod backend;
+pub mod cache;
 pub mod certificates;
 pub mod client;
 pub mod database;
 pub mod error;
 pub mod naming;
 pub mod network;
+pub mod registry;
+pub mod secrets;
 pub mod tags;
 
 use std::collections::{BTreeMap, HashMap};
@@ -86,6 +89,9 @@ pub struct Scope {
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
     pub acm: aws_sdk_acm::Client,
     pub ssm: aws_sdk_ssm::Client,
+    pub ecr: aws_sdk_ecr::Client,
+    pub elasticache: aws_sdk_elasticache::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
     /// IAM is global: its client reaches [`GLOBAL_REGION`].
     pub iam: aws_sdk_iam::Client,
     /// The configuration the clients were built from, for clients of other services and
@@ -206,6 +212,9 @@ impl Scope {
             elb: aws_sdk_elasticloadbalancingv2::Client::new(config),
             acm: aws_sdk_acm::Client::new(config),
             ssm: aws_sdk_ssm::Client::new(config),
+            ecr: aws_sdk_ecr::Client::new(config),
+            elasticache: aws_sdk_elasticache::Client::new(config),
+            secrets: aws_sdk_secretsmanager::Client::new(config),
             iam: aws_sdk_iam::Client::new(
                 &config
                     .to_builder()
@@ -316,6 +325,8 @@ where
 pub fn engine() -> Engine<Scope> {
     let engine = network::register(Engine::new());
     let engine = certificates::register(backend::register(engine));
+    let engine = cache::register(registry::register(engine));
+    let engine = secrets::register(engine);
     database::register(engine)
 }
 

@@ -225,6 +225,18 @@ impl<S: Send + Sync> Engine<S> {
         loop {
             attempt += 1;
             let known = lock(&pass.known).clone();
+            let missing = plan::missing_attributes(node, &known);
+            if !missing.is_empty() {
+                // Its dependencies exist but AWS has not reported what it needs of them: a
+                // later pass looks again.
+                return Err(NodeError::Pending(
+                    Observed::new(node.id.kind, stack.id.clone(), node.id.role.clone(), "")
+                        .readiness(super::Readiness::Pending(format!(
+                            "waiting for {}",
+                            missing.join(", ")
+                        ))),
+                ));
+            }
             let (resolved, _) = plan::resolve(node, &known);
             let current = self.claim(pass, stack, &resolved, &rules);
             let result = match self

@@ -172,6 +172,27 @@ pub fn resolve(node: &Node, known: &HashMap<NodeId, Observed>) -> (Resolved, boo
     (resolved, complete)
 }
 
+/// The attributes `node` refers to that are not known although their node is: a value AWS
+/// reports only later (an Auto Scaling group's first instance). The node waits for them.
+pub fn missing_attributes(node: &Node, known: &HashMap<NodeId, Observed>) -> Vec<String> {
+    fn walk(p: &Prop, known: &HashMap<NodeId, Observed>, out: &mut Vec<String>) {
+        match p {
+            Prop::Attr(id, a) => {
+                if let Some(o) = known.get(id) {
+                    if o.props.get(a).is_none_or(Value::is_null) {
+                        out.push(format!("{id} {a}"));
+                    }
+                }
+            }
+            Prop::Map(map) => map.values().for_each(|p| walk(p, known, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    node.props.values().for_each(|p| walk(p, known, &mut out));
+    out
+}
+
 /// One property with its references replaced; `complete` turns false at the first reference
 /// not known yet.
 fn resolve_prop(p: &Prop, known: &HashMap<NodeId, Observed>, complete: &mut bool) -> Value {
@@ -612,6 +633,28 @@ mod tests {
             resolved.props["data"],
             json!({"environment": {"CIDR": "10.0.0.0/16", "VPC": "vpc-1"}, "size": "t3.micro"})
         );
+    }
+
+    #[test]
+    fn an_attribute_aws_has_not_reported_yet_is_missing() {
+        let group = NodeId::new(VPC, "group");
+        let node = Node::new(SUBNET, "network", "a", "x").attr("instance", &group, "instance");
+        let mut known = HashMap::new();
+        // The group itself is not there yet: that is a dependency, not a missing attribute.
+        assert!(missing_attributes(&node, &known).is_empty());
+        known.insert(
+            group.clone(),
+            Observed::new(VPC, "s", "group", "g").prop("instance", Value::Null),
+        );
+        assert_eq!(
+            missing_attributes(&node, &known),
+            vec!["Vpc group instance"]
+        );
+        known.insert(
+            group.clone(),
+            Observed::new(VPC, "s", "group", "g").prop("instance", "i-1"),
+        );
+        assert!(missing_attributes(&node, &known).is_empty());
     }
 
     #[test]

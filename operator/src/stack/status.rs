@@ -11,9 +11,12 @@ use crate::engine::{ApplyOutcome, NodeId};
 
 /// The tier a resource kind belongs to, for its `<Tier>Ready` condition.
 fn tier_of(id: &NodeId) -> &'static str {
-    use crate::aws::{backend, certificates, database};
+    use crate::aws::{backend, cache, certificates, database, registry, secrets};
     [
+        (secrets::KINDS, "Identity"),
+        (cache::KINDS, "Cache"),
         (database::KINDS, "Database"),
+        (registry::KINDS, "Registry"),
         (backend::KINDS, "Backend"),
         (certificates::KINDS, "Certificates"),
     ]
@@ -40,6 +43,14 @@ fn tier_outputs(
                     load_balancer_dns: lb.str("dnsName").unwrap_or_default().to_owned(),
                     scheme: lb.str("scheme").unwrap_or_default().to_owned(),
                     auto_scaling_group: group.map(|g| g.id.clone()).unwrap_or_default(),
+                    public_ip: outcome
+                        .resources
+                        .get(&NodeId::new(
+                            crate::aws::network::ELASTIC_IP,
+                            format!("{}{}", t.name, crate::aws::network::INSTANCE_SUFFIX),
+                        ))
+                        .and_then(|a| a.str("publicIp"))
+                        .map(str::to_owned),
                     template_version: group
                         .and_then(|g| g.props.get("templateVersion"))
                         .and_then(|v| v.as_i64()),
@@ -145,6 +156,20 @@ pub fn status_from(
     }
     if crate::aws::backend::ec2_tiers(&stack.spec).next().is_some() {
         tiers.insert("Backend", Vec::new());
+    }
+    if !stack.spec.repositories.is_empty() {
+        tiers.insert("Registry", Vec::new());
+    }
+    if stack.spec.cache.is_some() {
+        tiers.insert("Cache", Vec::new());
+    }
+    if stack
+        .spec
+        .identity
+        .as_ref()
+        .is_some_and(|i| i.kind == crate::api::IdentityKind::Jwt)
+    {
+        tiers.insert("Identity", Vec::new());
     }
     if crate::aws::backend::ec2_tiers(&stack.spec).any(|t| t.load_balancer.certificate.is_some()) {
         tiers.insert("Certificates", Vec::new());
@@ -296,6 +321,23 @@ pub fn status_from(
             network: Some(network::outputs(&outcome.resources, zones)),
             database: database_outputs(outcome),
             tiers: tier_outputs(stack, outcome),
+            jwt_secret_arn: outcome
+                .resources
+                .get(&crate::aws::secrets::jwt_id())
+                .map(|s| s.id.clone()),
+            cache: outcome
+                .resources
+                .get(&crate::aws::cache::group_id())
+                .map(|g| crate::api::CacheOutputs {
+                    endpoint: g.str("endpoint").unwrap_or_default().to_owned(),
+                    port: g.props.get("port").and_then(|v| v.as_i64()).unwrap_or(0),
+                }),
+            repositories: outcome
+                .resources
+                .iter()
+                .filter(|(id, _)| id.kind == crate::aws::registry::REPOSITORY)
+                .map(|(id, o)| (id.role.clone(), o.str("uri").unwrap_or_default().to_owned()))
+                .collect(),
         }),
         inventory,
         pending: pending(outcome, previous),

@@ -20,7 +20,10 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::naming::{physical_name, ELB_MAX, IAM_MAX};
-use super::network::{app_group, load_balancer_group, TierAccess, SECURITY_GROUP};
+use super::network::{
+    app_group, load_balancer_group, TierAccess, ADDRESS_ASSOCIATION, ELASTIC_IP, INSTANCE_SUFFIX,
+    SECURITY_GROUP,
+};
 use super::{Scope, StackRef};
 use crate::api::{LoadBalancerScheme, Runtime, SubnetPlacement, TierSpec, WebStackSpec};
 use crate::engine::{Engine, Kind, Node, NodeId, Prop};
@@ -98,11 +101,23 @@ pub fn access(spec: &WebStackSpec) -> Vec<TierAccess> {
     let tiers: Vec<&TierSpec> = spec.backend.iter().flat_map(|b| b.tiers.iter()).collect();
     tiers
         .iter()
-        .map(|t| TierAccess {
+        .map(|t| {
+            let public = t.load_balancer.scheme == LoadBalancerScheme::InternetFacing;
+            // An internet-facing balancer is open on the ports the network section lists too
+            // (80 and 443 unless it says otherwise), as the reference documents ask.
+            let mut ports = listener_ports(t);
+            if public {
+                ports.extend(&spec.network.security_groups.load_balancer_ports);
+                ports.sort_unstable();
+                ports.dedup();
+            }
+            (t, public, ports)
+        })
+        .map(|(t, public, listener_ports)| TierAccess {
             name: t.name.clone(),
             port: t.port,
-            listener_ports: listener_ports(t),
-            public: t.load_balancer.scheme == LoadBalancerScheme::InternetFacing,
+            listener_ports,
+            public,
             callers: tiers
                 .iter()
                 .filter(|c| c.upstreams.contains(&t.name))
@@ -368,6 +383,21 @@ fn tier_nodes(stack: &StackRef, region: &str, tier: &TierSpec, wiring: &Wiring) 
             );
         }
     }
+    if ec2.elastic_ip {
+        // A single instance with a fixed address (validated: at most one instance).
+        let address = Node::new(
+            ELASTIC_IP,
+            TIER,
+            format!("{t}{INSTANCE_SUFFIX}"),
+            format!("{}-{t}", stack.name),
+        );
+        nodes.push(
+            Node::new(ADDRESS_ASSOCIATION, TIER, t, "")
+                .prop("allocation", address.id.clone())
+                .attr("instance", &group.id, "instance"),
+        );
+        nodes.push(address);
+    }
     nodes.extend([role, profile, template, balancer, target_group, group]);
     nodes
 }
@@ -470,6 +500,10 @@ fn policy(region: &str, tier: &TierSpec, wiring: &Wiring) -> Prop {
                 Prop::Value(json!({"StringEquals": {"cloudwatch:namespace": "CWAgent"}})),
             ),
         ]));
+    }
+    if statements.is_empty() {
+        // AWS refuses a policy without statements: the role then has none.
+        return Prop::Value(Value::Null);
     }
     map([
         ("Version", Prop::from("2012-10-17")),

@@ -244,22 +244,45 @@ impl Observer<Scope> for RoleObserver {
 pub struct RoleHandler;
 
 impl RoleHandler {
+    /// Removes the role's inline policy; one that is not there is not an error.
+    async fn delete_policy(&self, scope: &Scope, name: &str) -> Result<(), AwsError> {
+        match scope
+            .api
+            .call("iam", "DeleteRolePolicy", Effect::Idempotent, || {
+                scope
+                    .iam
+                    .delete_role_policy()
+                    .role_name(name)
+                    .policy_name(POLICY)
+                    .send()
+            })
+            .await
+        {
+            Err(e) if !e.is_not_found() => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     async fn put_policy(&self, scope: &Scope, node: &Resolved, arn: &str) -> Result<(), AwsError> {
         let policy = node.props.get("policy").cloned().unwrap_or(Value::Null);
         let document = policy_document(&policy).to_string();
         let name = node.req("name");
-        scope
-            .api
-            .call("iam", "PutRolePolicy", Effect::Idempotent, || {
-                scope
-                    .iam
-                    .put_role_policy()
-                    .role_name(name)
-                    .policy_name(POLICY)
-                    .policy_document(&document)
-                    .send()
-            })
-            .await?;
+        if policy.is_null() {
+            self.delete_policy(scope, name).await?;
+        } else {
+            scope
+                .api
+                .call("iam", "PutRolePolicy", Effect::Idempotent, || {
+                    scope
+                        .iam
+                        .put_role_policy()
+                        .role_name(name)
+                        .policy_name(POLICY)
+                        .policy_document(&document)
+                        .send()
+                })
+                .await?;
+        }
         let recorded = digest(&policy);
         let tag = Tag::builder()
             .key(DIGEST_TAG)
@@ -379,20 +402,7 @@ impl Handler<Scope> for RoleHandler {
             Err(e) if e.is_not_found() => Ok(()),
             other => other,
         };
-        gone(
-            scope
-                .api
-                .call("iam", "DeleteRolePolicy", Effect::Idempotent, || {
-                    scope
-                        .iam
-                        .delete_role_policy()
-                        .role_name(name)
-                        .policy_name(POLICY)
-                        .send()
-                })
-                .await
-                .map(|_| ()),
-        )?;
+        self.delete_policy(scope, name).await?;
         gone(
             scope
                 .api

@@ -263,3 +263,14 @@ fn every_example_with_ec2_tiers_makes_a_valid_graph() {
         assert!(groups.contains(&AUTO_SCALING_GROUP), "{file}");
     }
 }
+
+#[test]
+fn a_tier_that_needs_nothing_gets_no_policy_at_all() {
+    // AWS refuses a policy without statements.
+    let ws = spec("tekamolo.yaml");
+    let tier = ec2_tiers(&ws.spec).next().unwrap();
+    assert_eq!(
+        policy("us-east-1", tier, &wiring(false)),
+        Prop::Value(Value::Null)
+    );
+}

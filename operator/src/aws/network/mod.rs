@@ -3,6 +3,7 @@
 //! pure function from the spec to the desired graph, and what the files share.
 
 mod eips;
+pub use eips::INSTANCE_SUFFIX;
 mod endpoints;
 mod gateways;
 mod nat;
@@ -28,6 +29,7 @@ pub const SUBNET: Kind = Kind("Subnet");
 pub const INTERNET_GATEWAY: Kind = Kind("InternetGateway");
 pub const GATEWAY_ATTACHMENT: Kind = Kind("InternetGatewayAttachment");
 pub const ELASTIC_IP: Kind = Kind("ElasticIp");
+pub const ADDRESS_ASSOCIATION: Kind = Kind("ElasticIpAssociation");
 pub const NAT_GATEWAY: Kind = Kind("NatGateway");
 pub const ROUTE_TABLE: Kind = Kind("RouteTable");
 pub const ROUTE: Kind = Kind("Route");
@@ -55,6 +57,7 @@ pub fn register(engine: Engine<Scope>) -> Engine<Scope> {
         .handler(gateways::GatewayHandler)
         .handler(gateways::AttachmentHandler)
         .handler(eips::AddressHandler)
+        .handler(eips::AssociationHandler)
         .handler(nat::NatHandler)
         .handler(routes::RouteTableHandler)
         .handler(routes::RouteHandler)
