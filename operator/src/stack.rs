@@ -10,7 +10,7 @@ use crate::api::{WebStack, WebStackStatus};
 use crate::aws::client::Effect;
 use crate::aws::error::AwsError;
 use crate::aws::{
-    self, backend, cache, certificates, database, network, registry, secrets, Connect,
+    self, backend, cache, certificates, database, logs, network, registry, secrets, Connect,
     ConnectError, Scope, StackRef,
 };
 use crate::engine::{
@@ -235,6 +235,16 @@ pub fn desired_graph(
         .map(|n| (n.id.role.clone(), n.id.clone()))
         .collect();
     nodes.extend(certificates);
+    let tiers: Vec<String> = backend::ec2_tiers(spec).map(|t| t.name.clone()).collect();
+    for group in logs::desired(&me, spec, &tiers) {
+        let name = group.props["name"].clone();
+        if let Prop::Value(serde_json::Value::String(name)) = name {
+            wiring
+                .log_groups
+                .insert(group.id.role.clone(), (group.id.clone(), name));
+        }
+        nodes.push(group);
+    }
     nodes.extend(backend::desired(&me, region, spec, &wiring));
     Graph::new(nodes).map_err(|e| StackError::Engine(e.into()))
 }
@@ -407,7 +417,16 @@ pub fn unsupported_tiers(stack: &WebStack) -> Vec<(&'static str, String)> {
         (!s.functions.is_empty(), "Functions", "spec.functions"),
         (s.http_api.is_some(), "HttpApi", "spec.httpApi"),
         (s.pipeline.is_some(), "Pipeline", "spec.pipeline"),
-        (s.monitoring.is_some(), "Monitoring", "spec.monitoring"),
+        (
+            s.monitoring.as_ref().is_some_and(|m| !m.alarms.is_empty()),
+            "Monitoring",
+            "spec.monitoring.alarms",
+        ),
+        (
+            s.monitoring.as_ref().is_some_and(|m| !m.notify.is_empty()),
+            "Monitoring",
+            "spec.monitoring.notify",
+        ),
         (
             s.encryption.customer_managed_key,
             "Encryption",

@@ -618,5 +618,13 @@ pub async fn backend_census(endpoint: &str, region: &str) -> BTreeMap<&'static s
         .await
         .expect("profiles");
     c.insert("instance profiles", profiles.instance_profiles().len());
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+    let groups = logs
+        .describe_log_groups()
+        .log_group_name_prefix("/webstack/")
+        .send()
+        .await
+        .expect("log groups");
+    c.insert("log groups", groups.log_groups().len());
     c
 }

@@ -338,6 +338,29 @@ async fn two_tiers_behind_public_and_internal_balancers_change_in_place_and_go_a
         [pair(5432, "app-api"), pair(5432, "app-web")]
     );
 
+    // Each tier logs to its own group, kept 30 days.
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+    let groups = logs
+        .describe_log_groups()
+        .log_group_name_prefix("/webstack/default/sthlm/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(groups.log_groups().len(), 2);
+    assert!(groups
+        .log_groups()
+        .iter()
+        .all(|g| g.retention_in_days() == Some(30)));
+    let api_group = groups
+        .log_groups()
+        .iter()
+        .find_map(|g| g.log_group_name().filter(|n| n.contains("/api-")))
+        .unwrap();
+    assert!(
+        script.contains(&format!("awslogs-group='{api_group}'")),
+        "{script}"
+    );
+
     // The cache: encrypted, in the stack's subnet group, its endpoint given to the tiers.
     assert_eq!(condition("CacheReady").status, "True");
     let cache = outputs.cache.clone().expect("the cache's endpoint");

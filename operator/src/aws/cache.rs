@@ -13,9 +13,9 @@ use aws_sdk_elasticache::types::{CacheSubnetGroup, ReplicationGroup, Tag};
 use serde_json::json;
 
 use super::client::Effect;
-use super::error::{AwsError, ErrorClass};
+use super::error::{AwsError, ErrorClass, OrAbsent};
 use super::naming::{physical_name, ELASTICACHE_MAX};
-use super::tags::{owned_listing, Ownership, Tags, DIGEST_TAG};
+use super::tags::{owned_listing, read_each, Ownership, Tags, DIGEST_TAG};
 use super::{created, pages, Scope, StackRef, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
 use crate::api::{CacheEngine, WebStackSpec};
 use crate::engine::{
@@ -104,9 +104,8 @@ fn stack_tags(scope: &Scope, node: &Resolved) -> Vec<Tag> {
 
 /// ElastiCache's tag reader: one `ListTagsForResource` per resource never seen before.
 async fn read_tags(scope: &Scope, arns: Vec<String>) -> Result<HashMap<String, Tags>, AwsError> {
-    let mut out = HashMap::new();
-    for arn in arns {
-        let read = scope
+    read_each(arns, |arn| async move {
+        let r = scope
             .api
             .call(SERVICE, "ListTagsForResource", Effect::Read, || {
                 scope
@@ -115,26 +114,20 @@ async fn read_tags(scope: &Scope, arns: Vec<String>) -> Result<HashMap<String, T
                     .resource_name(&arn)
                     .send()
             })
-            .await;
-        match read {
-            Ok(r) => {
-                let tags = r
-                    .tag_list()
-                    .iter()
-                    .filter_map(|t| {
-                        Some((
-                            t.key()?.to_owned(),
-                            t.value().unwrap_or_default().to_owned(),
-                        ))
-                    })
-                    .collect();
-                out.insert(arn, tags);
-            }
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(out)
+            .await?;
+        let tags = r
+            .tag_list()
+            .iter()
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_owned(),
+                    t.value().unwrap_or_default().to_owned(),
+                ))
+            })
+            .collect();
+        Ok(tags)
+    })
+    .await
 }
 
 /// The placement digest recorded in a group's tags.
@@ -369,7 +362,7 @@ impl Handler<Scope> for SubnetGroupHandler {
     }
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {
-        match scope
+        scope
             .api
             .call(
                 SERVICE,
@@ -384,10 +377,7 @@ impl Handler<Scope> for SubnetGroupHandler {
                 },
             )
             .await
-        {
-            Err(e) if !e.is_not_found() => return Err(e),
-            _ => {}
-        }
+            .or_absent()?;
         scope
             .api
             .tags
@@ -557,7 +547,7 @@ impl Handler<Scope> for GroupHandler {
     }
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {
-        match scope
+        scope
             .api
             .call(
                 SERVICE,
@@ -572,10 +562,7 @@ impl Handler<Scope> for GroupHandler {
                 },
             )
             .await
-        {
-            Err(e) if !e.is_not_found() => return Err(e),
-            _ => {}
-        }
+            .or_absent()?;
         Ok(())
     }
 

@@ -11,8 +11,8 @@ use aws_sdk_acm::types::{CertificateStatus, CertificateSummary, Tag, ValidationM
 use serde_json::{json, Value};
 
 use super::client::Effect;
-use super::error::AwsError;
-use super::tags::{owned_items, Ownership, Tags, DIGEST_TAG};
+use super::error::{AwsError, OrAbsent};
+use super::tags::{owned_items, read_each, Ownership, Tags, DIGEST_TAG};
 use super::{created, pages, Scope, StackRef, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
 use crate::api::WebStackSpec;
 use crate::engine::{
@@ -86,9 +86,8 @@ fn observed(c: &CertificateSummary, o: Ownership, names: Option<String>) -> Obse
 
 /// ACM's tag reader: one `ListTagsForCertificate` per certificate never seen before.
 async fn read_tags(scope: &Scope, arns: Vec<String>) -> Result<HashMap<String, Tags>, AwsError> {
-    let mut out = HashMap::new();
-    for arn in arns {
-        let read = scope
+    read_each(arns, |arn| async move {
+        let r = scope
             .api
             .call(SERVICE, "ListTagsForCertificate", Effect::Read, || {
                 scope
@@ -97,21 +96,15 @@ async fn read_tags(scope: &Scope, arns: Vec<String>) -> Result<HashMap<String, T
                     .certificate_arn(&arn)
                     .send()
             })
-            .await;
-        match read {
-            Ok(r) => {
-                let tags = r
-                    .tags()
-                    .iter()
-                    .map(|t| (t.key().to_owned(), t.value().unwrap_or_default().to_owned()))
-                    .collect();
-                out.insert(arn, tags);
-            }
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(out)
+            .await?;
+        let tags = r
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_owned(), t.value().unwrap_or_default().to_owned()))
+            .collect();
+        Ok(tags)
+    })
+    .await
 }
 
 pub struct CertificateObserver;
@@ -208,7 +201,7 @@ impl Handler<Scope> for CertificateHandler {
     }
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {
-        match scope
+        scope
             .api
             .call(SERVICE, "DeleteCertificate", Effect::Idempotent, || {
                 scope
@@ -218,10 +211,7 @@ impl Handler<Scope> for CertificateHandler {
                     .send()
             })
             .await
-        {
-            Err(e) if !e.is_not_found() => return Err(e),
-            _ => {}
-        }
+            .or_absent()?;
         scope.api.tags.forget(&current.id);
         Ok(())
     }

@@ -265,6 +265,21 @@ impl AwsError {
     }
 }
 
+/// For deletions and reads of what may be gone already: a resource that is not found is the
+/// outcome wanted, not an error.
+pub trait OrAbsent {
+    fn or_absent(self) -> Result<(), AwsError>;
+}
+
+impl<T> OrAbsent for Result<T, AwsError> {
+    fn or_absent(self) -> Result<(), AwsError> {
+        match self {
+            Err(e) if !e.is_not_found() => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The class of an AWS error from its code and HTTP status.
 pub fn classify(code: &str, status: Option<u16>) -> ErrorClass {
     if THROTTLING_CODES.contains(&code) || status == Some(429) {

@@ -8,6 +8,7 @@ pub mod certificates;
 pub mod client;
 pub mod database;
 pub mod error;
+pub mod logs;
 pub mod naming;
 pub mod network;
 pub mod registry;
@@ -92,6 +93,7 @@ pub struct Scope {
     pub ecr: aws_sdk_ecr::Client,
     pub elasticache: aws_sdk_elasticache::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
     /// IAM is global: its client reaches [`GLOBAL_REGION`].
     pub iam: aws_sdk_iam::Client,
     /// The configuration the clients were built from, for clients of other services and
@@ -215,6 +217,7 @@ impl Scope {
             ecr: aws_sdk_ecr::Client::new(config),
             elasticache: aws_sdk_elasticache::Client::new(config),
             secrets: aws_sdk_secretsmanager::Client::new(config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(config),
             iam: aws_sdk_iam::Client::new(
                 &config
                     .to_builder()
@@ -326,7 +329,7 @@ pub fn engine() -> Engine<Scope> {
     let engine = network::register(Engine::new());
     let engine = certificates::register(backend::register(engine));
     let engine = cache::register(registry::register(engine));
-    let engine = secrets::register(engine);
+    let engine = logs::register(secrets::register(engine));
     database::register(engine)
 }
 

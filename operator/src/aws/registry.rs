@@ -15,9 +15,9 @@ use aws_sdk_ecr::types::{
 use serde_json::{json, Value};
 
 use super::client::Effect;
-use super::error::{AwsError, ErrorClass};
+use super::error::{AwsError, ErrorClass, OrAbsent};
 use super::naming::physical_name;
-use super::tags::{owned_listing, Tags, DIGEST_TAG};
+use super::tags::{owned_listing, read_each, Tags, DIGEST_TAG};
 use super::{created, pages, Scope, StackRef, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
 use crate::api::WebStackSpec;
 use crate::engine::{
@@ -85,28 +85,21 @@ pub fn desired(stack: &StackRef, spec: &WebStackSpec) -> Vec<Node> {
 
 /// ECR's tag reader: one `ListTagsForResource` per repository never seen before.
 async fn read_tags(scope: &Scope, arns: Vec<String>) -> Result<HashMap<String, Tags>, AwsError> {
-    let mut out = HashMap::new();
-    for arn in arns {
-        let read = scope
+    read_each(arns, |arn| async move {
+        let r = scope
             .api
             .call(SERVICE, "ListTagsForResource", Effect::Read, || {
                 scope.ecr.list_tags_for_resource().resource_arn(&arn).send()
             })
-            .await;
-        match read {
-            Ok(r) => {
-                let tags = r
-                    .tags()
-                    .iter()
-                    .map(|t| (t.key().to_owned(), t.value().to_owned()))
-                    .collect();
-                out.insert(arn, tags);
-            }
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(out)
+            .await?;
+        let tags = r
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_owned(), t.value().to_owned()))
+            .collect();
+        Ok(tags)
+    })
+    .await
 }
 
 fn observed(scope: &Scope, r: &Repository, o: super::tags::Ownership) -> Observed {
@@ -192,7 +185,7 @@ impl RepositoryHandler {
         let policy = node.props.get("lifecycle").cloned().unwrap_or(Value::Null);
         let name = node.req("name");
         if policy.is_null() {
-            match scope
+            scope
                 .api
                 .call(SERVICE, "DeleteLifecyclePolicy", Effect::Idempotent, || {
                     scope
@@ -202,10 +195,7 @@ impl RepositoryHandler {
                         .send()
                 })
                 .await
-            {
-                Err(e) if !e.is_not_found() => return Err(e),
-                _ => {}
-            }
+                .or_absent()?;
         } else {
             let text = policy.to_string();
             scope
@@ -417,7 +407,7 @@ impl Handler<Scope> for RepositoryHandler {
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {
         // Only with the stack (the images go with it).
-        match scope
+        scope
             .api
             .call(SERVICE, "DeleteRepository", Effect::Idempotent, || {
                 scope
@@ -428,10 +418,7 @@ impl Handler<Scope> for RepositoryHandler {
                     .send()
             })
             .await
-        {
-            Err(e) if !e.is_not_found() => return Err(e),
-            _ => {}
-        }
+            .or_absent()?;
         scope
             .api
             .tags

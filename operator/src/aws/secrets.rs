@@ -8,7 +8,7 @@ use aws_sdk_secretsmanager::operation::list_secrets::ListSecretsOutput;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, SecretListEntry, Tag};
 
 use super::client::Effect;
-use super::error::{AwsError, ErrorClass};
+use super::error::{AwsError, ErrorClass, OrAbsent};
 use super::naming::physical_name;
 use super::tags::ownership;
 use super::{created, pages, Scope, StackRef, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
@@ -232,7 +232,7 @@ impl Handler<Scope> for SecretHandler {
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {
         // At once: the name is the stack's and a stack created again takes it.
-        match scope
+        scope
             .api
             .call(SERVICE, "DeleteSecret", Effect::Idempotent, || {
                 scope
@@ -243,10 +243,7 @@ impl Handler<Scope> for SecretHandler {
                     .send()
             })
             .await
-        {
-            Err(e) if !e.is_not_found() => Err(e),
-            _ => Ok(()),
-        }
+            .or_absent()
     }
 
     async fn release(&self, scope: &Scope, resources: &[Observed]) -> Result<(), AwsError> {

@@ -79,6 +79,29 @@ impl TagCache {
     }
 }
 
+/// Tags read one resource at a time, for services without a batched read: `read` answers
+/// for one ARN; resources gone since the listing are left out.
+pub(crate) async fn read_each<F, Fut>(
+    arns: Vec<String>,
+    read: F,
+) -> Result<HashMap<String, Tags>, AwsError>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<Tags, AwsError>>,
+{
+    let mut out = HashMap::new();
+    for arn in arns {
+        match read(arn.clone()).await {
+            Ok(tags) => {
+                out.insert(arn, tags);
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
 /// Whether a name has the shape of the names this operator derives (`...-<8 hex digits>`):
 /// only those resources' tags are worth reading.
 pub fn derived_name(name: &str) -> bool {

@@ -11,8 +11,9 @@ use crate::engine::{ApplyOutcome, NodeId};
 
 /// The tier a resource kind belongs to, for its `<Tier>Ready` condition.
 fn tier_of(id: &NodeId) -> &'static str {
-    use crate::aws::{backend, cache, certificates, database, registry, secrets};
+    use crate::aws::{backend, cache, certificates, database, logs, registry, secrets};
     [
+        (logs::KINDS, "Monitoring"),
         (secrets::KINDS, "Identity"),
         (cache::KINDS, "Cache"),
         (database::KINDS, "Database"),
@@ -156,6 +157,7 @@ pub fn status_from(
     }
     if crate::aws::backend::ec2_tiers(&stack.spec).next().is_some() {
         tiers.insert("Backend", Vec::new());
+        tiers.insert("Monitoring", Vec::new());
     }
     if !stack.spec.repositories.is_empty() {
         tiers.insert("Registry", Vec::new());
@@ -176,11 +178,15 @@ pub fn status_from(
     }
     // Problems of the tiers built, and the parts of them not built yet.
     let mut not_built: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut parts_not_built: BTreeMap<&str, usize> = BTreeMap::new();
     for (tier, field) in &unsupported {
         match tiers.get_mut(tier) {
-            Some(problems) => problems.push(format!(
-                "{field} is declared, but this operator version does not build it yet"
-            )),
+            Some(problems) => {
+                problems.push(format!(
+                    "{field} is declared, but this operator version does not build it yet"
+                ));
+                *parts_not_built.entry(tier).or_default() += 1;
+            }
             None => not_built.entry(tier).or_default().push(field),
         }
     }
@@ -266,8 +272,11 @@ pub fn status_from(
     for (tier, problems) in tiers {
         let type_ = format!("{tier}Ready");
         let ok = problems.is_empty();
+        let only_parts_not_built = parts_not_built.get(tier) == Some(&problems.len());
         let (reason, message) = if ok {
             ("Reconciled", String::new())
+        } else if only_parts_not_built {
+            ("NotYetSupported", problems.join("; "))
         } else {
             (reason, problems.join("; "))
         };

@@ -1,9 +1,12 @@
 //! Prints what stacks cost in AWS calls: a clean apply by operation, mutating calls per
-//! resource created, and a no-change reconcile by operation, for the network example and for
-//! the same network with an RDS database. Runs against its own AWS emulator. Exits non-zero
-//! when a target is missed: at most 1.1 mutating calls per resource created; no write and at
-//! most one read per type in a no-change reconcile (tag reads of listings that carry no tags
-//! are served from memory once the resource is known).
+//! resource created, and a no-change reconcile by operation (the reads per type), for the
+//! network example, the same network with an RDS database, and the four reference examples
+//! with the tiers built so far. Runs against its own AWS emulator. Exits non-zero when a
+//! target is missed: at most 1.1 mutating calls per resource created for the network (2.0 for
+//! the application tiers, whose roles, groups and templates take a second call to record what
+//! a listing does not show); no write and at most one read per type in a no-change reconcile
+//! (tag reads of listings that carry no tags are served from memory once the resource is
+//! known), except `DescribeListeners`, which ELBv2 answers one load balancer at a time.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -35,12 +38,32 @@ fn with_database() -> WebStack {
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut ok = true;
-    for (title, stack) in [
-        ("network-only.yaml", example("network-only.yaml", "bench")),
-        ("network-only.yaml with an RDS database", with_database()),
+    for (title, stack, per_resource) in [
+        (
+            "network-only.yaml",
+            example("network-only.yaml", "bench"),
+            1.1,
+        ),
+        (
+            "network-only.yaml with an RDS database",
+            with_database(),
+            1.1,
+        ),
+        ("starttech.yaml", example("starttech.yaml", "bench"), 2.0),
+        (
+            "multi-az-mysql.yaml",
+            example("multi-az-mysql.yaml", "bench"),
+            2.0,
+        ),
+        (
+            "stockholm-two-tier.yaml",
+            example("stockholm-two-tier.yaml", "bench"),
+            2.0,
+        ),
+        ("tekamolo.yaml", example("tekamolo.yaml", "bench"), 2.0),
     ] {
         println!("== {title}");
-        ok &= scenario(stack).await;
+        ok &= scenario(stack, per_resource).await;
     }
     if ok {
         ExitCode::SUCCESS
@@ -50,7 +73,7 @@ async fn main() -> ExitCode {
 }
 
 /// Applies `stack` twice against a fresh emulator; whether the targets were met.
-async fn scenario(stack: WebStack) -> bool {
+async fn scenario(stack: WebStack, per_resource: f64) -> bool {
     let moto = Moto::start();
     let (connect, api) = connect(&moto.url());
     let p = stack::prepare(stack, &connect).await.expect("prepare");
@@ -69,7 +92,7 @@ async fn scenario(stack: WebStack) -> bool {
     let mutating: u64 = clean.mutating().iter().map(|(_, _, n)| n).sum();
     print("clean apply", &clean);
     let ratio = mutating as f64 / created.max(1) as f64;
-    println!("resources created: {created}; mutating calls: {mutating}; per resource: {ratio:.3} (target <= 1.1)");
+    println!("resources created: {created}; mutating calls: {mutating}; per resource: {ratio:.3} (target <= {per_resource})");
     println!("clean apply wall time against the emulator: {apply_time:?}");
 
     let started = Instant::now();
@@ -80,12 +103,28 @@ async fn scenario(stack: WebStack) -> bool {
     let noop = api.counts().difference(&clean);
     print("no-change reconcile", &noop);
     let writes: u64 = noop.mutating().iter().map(|(_, _, n)| n).sum();
-    let max_reads = noop.reads().iter().map(|(_, _, n)| *n).max().unwrap_or(0);
-    println!("no-change reconcile: {writes} writes (target 0); at most {max_reads} reads of one type (target <= 1); {noop_time:?}");
+    let balancers = first
+        .resources
+        .keys()
+        .filter(|id| id.kind == webstack::aws::backend::LOAD_BALANCER)
+        .count() as u64;
+    let max_reads = noop
+        .reads()
+        .iter()
+        .filter(|(_, op, _)| op != "DescribeListeners")
+        .map(|(_, _, n)| *n)
+        .max()
+        .unwrap_or(0);
+    let listener_reads = noop.of("elasticloadbalancing", "DescribeListeners");
+    println!("no-change reconcile: {writes} writes (target 0); at most {max_reads} reads of one type (target <= 1); {listener_reads} DescribeListeners for {balancers} load balancers; {noop_time:?}");
 
     let mut ok = true;
-    if ratio > 1.1 {
-        println!("MISSED: mutating calls per resource {ratio:.3} > 1.1");
+    if listener_reads > balancers {
+        println!("MISSED: more listener reads than load balancers");
+        ok = false;
+    }
+    if ratio > per_resource {
+        println!("MISSED: mutating calls per resource {ratio:.3} > {per_resource}");
         ok = false;
     }
     if writes > 0 || max_reads > 1 {

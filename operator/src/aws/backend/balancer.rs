@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::{DELAY_TAG, LISTENER, LOAD_BALANCER, TARGET_GROUP};
 use crate::aws::client::Effect;
-use crate::aws::error::{AwsError, ErrorClass};
+use crate::aws::error::{AwsError, ErrorClass, OrAbsent};
 use crate::aws::tags::{owned_listing, Tags};
 use crate::aws::{created, pages, Scope, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
 use crate::engine::{
@@ -382,7 +382,7 @@ impl Handler<Scope> for BalancerHandler {
     }
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {
-        match scope
+        scope
             .api
             .call(SERVICE, "DeleteLoadBalancer", Effect::Idempotent, || {
                 scope
@@ -392,10 +392,7 @@ impl Handler<Scope> for BalancerHandler {
                     .send()
             })
             .await
-        {
-            Err(e) if !e.is_not_found() => return Err(e),
-            _ => {}
-        }
+            .or_absent()?;
         scope.api.tags.forget(&current.id);
         Ok(())
     }
@@ -612,7 +609,7 @@ impl Handler<Scope> for TargetGroupHandler {
     }
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {
-        match scope
+        scope
             .api
             .call(SERVICE, "DeleteTargetGroup", Effect::Idempotent, || {
                 scope
@@ -622,10 +619,7 @@ impl Handler<Scope> for TargetGroupHandler {
                     .send()
             })
             .await
-        {
-            Err(e) if !e.is_not_found() => return Err(e),
-            _ => {}
-        }
+            .or_absent()?;
         scope.api.tags.forget(&current.id);
         Ok(())
     }

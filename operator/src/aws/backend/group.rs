@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use super::{AUTO_SCALING_GROUP, DESIRED_TAG, REFRESHED_TAG, SCALING_POLICY};
 use crate::aws::client::Effect;
-use crate::aws::error::{AwsError, ErrorClass};
+use crate::aws::error::{AwsError, ErrorClass, OrAbsent};
 use crate::aws::tags::ownership;
 use crate::aws::{created, pages, Scope, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
 use crate::engine::{
@@ -513,7 +513,7 @@ impl Handler<Scope> for GroupHandler {
     }
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {
-        match scope
+        scope
             .api
             .call(
                 SERVICE,
@@ -529,10 +529,7 @@ impl Handler<Scope> for GroupHandler {
                 },
             )
             .await
-        {
-            Err(e) if !e.is_not_found() => Err(e),
-            _ => Ok(()),
-        }
+            .or_absent()
     }
 
     fn settles(&self) -> bool {
@@ -663,7 +660,7 @@ impl Handler<Scope> for PolicyHandler {
     }
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {
-        match scope
+        scope
             .api
             .call(SERVICE, "DeletePolicy", Effect::Idempotent, || {
                 scope
@@ -674,9 +671,6 @@ impl Handler<Scope> for PolicyHandler {
                     .send()
             })
             .await
-        {
-            Err(e) if !e.is_not_found() => Err(e),
-            _ => Ok(()),
-        }
+            .or_absent()
     }
 }

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::balancer::SERVICE;
 use super::LISTENER;
 use crate::aws::client::Effect;
-use crate::aws::error::AwsError;
+use crate::aws::error::{AwsError, OrAbsent};
 use crate::aws::{created, Scope};
 use crate::engine::{FieldChange, Handler, Kind, Observed, Resolved};
 
@@ -190,15 +190,12 @@ impl Handler<Scope> for ListenerHandler {
     }
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {
-        match scope
+        scope
             .api
             .call(SERVICE, "DeleteListener", Effect::Idempotent, || {
                 scope.elb.delete_listener().listener_arn(&current.id).send()
             })
             .await
-        {
-            Err(e) if !e.is_not_found() => Err(e),
-            _ => Ok(()),
-        }
+            .or_absent()
     }
 }

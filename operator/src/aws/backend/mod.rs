@@ -146,8 +146,8 @@ pub struct Wiring {
     pub repository_uris: BTreeMap<String, Prop>,
     /// Certificates by their spec name.
     pub certificates: BTreeMap<String, NodeId>,
-    /// Log group names the instances write.
-    pub log_groups: Vec<String>,
+    /// The log group of each tier (its node and name): the tier's instances write it.
+    pub log_groups: BTreeMap<String, (NodeId, String)>,
 }
 
 /// The backend's nodes, for the EC2 tiers of a spec.
@@ -234,7 +234,12 @@ fn tier_nodes(stack: &StackRef, region: &str, tier: &TierSpec, wiring: &Wiring) 
         ),
         (
             "logGroup".to_owned(),
-            Prop::from(wiring.log_groups.first().cloned().unwrap_or_default()),
+            // An attribute, so that the group exists before any instance boots.
+            wiring
+                .log_groups
+                .get(t)
+                .map(|(id, _)| Prop::Attr(id.clone(), "name".into()))
+                .unwrap_or_else(|| Prop::from("")),
         ),
         (
             "memoryMetrics".to_owned(),
@@ -473,12 +478,10 @@ fn policy(region: &str, tier: &TierSpec, wiring: &Wiring) -> Prop {
             list(wiring.secrets.clone()),
         ));
     }
-    if !wiring.log_groups.is_empty() {
-        let groups: Vec<Prop> = wiring
-            .log_groups
-            .iter()
-            .map(|g| Prop::from(format!("arn:aws:logs:{region}:*:log-group:{g}:*")))
-            .collect();
+    if let Some((_, g)) = wiring.log_groups.get(&tier.name) {
+        let groups = vec![Prop::from(format!(
+            "arn:aws:logs:{region}:*:log-group:{g}:*"
+        ))];
         statements.push(statement(
             "WriteOwnLogs",
             &["logs:CreateLogStream", "logs:PutLogEvents"],

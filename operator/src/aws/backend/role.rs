@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 
 use super::{policy_document, DIGEST_TAG, INSTANCE_PROFILE, INSTANCE_ROLE};
 use crate::aws::client::Effect;
-use crate::aws::error::{AwsError, ErrorClass};
-use crate::aws::tags::{owned_listing, Ownership, Tags};
+use crate::aws::error::{AwsError, ErrorClass, OrAbsent};
+use crate::aws::tags::{owned_listing, read_each, Ownership, Tags};
 use crate::aws::{created, pages, Scope, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
 use crate::engine::{digest, Handler, Kind, Observed, Observer, Resolved, Selector};
 
@@ -112,24 +112,17 @@ async fn read_role_tags(
     scope: &Scope,
     arns: Vec<String>,
 ) -> Result<HashMap<String, Tags>, AwsError> {
-    let mut out = HashMap::new();
-    for arn in arns {
+    read_each(arns, |arn| async move {
         let name = arn.rsplit('/').next().unwrap_or_default().to_owned();
-        let read = scope
+        let r = scope
             .api
             .call("iam", "ListRoleTags", Effect::Read, || {
                 scope.iam.list_role_tags().role_name(&name).send()
             })
-            .await;
-        match read {
-            Ok(r) => {
-                out.insert(arn, pairs(r.tags()));
-            }
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(out)
+            .await?;
+        Ok(pairs(r.tags()))
+    })
+    .await
 }
 
 fn observed_role(r: &Role, o: &Ownership, digest: Option<&str>) -> Observed {
@@ -246,7 +239,7 @@ pub struct RoleHandler;
 impl RoleHandler {
     /// Removes the role's inline policy; one that is not there is not an error.
     async fn delete_policy(&self, scope: &Scope, name: &str) -> Result<(), AwsError> {
-        match scope
+        scope
             .api
             .call("iam", "DeleteRolePolicy", Effect::Idempotent, || {
                 scope
@@ -257,10 +250,7 @@ impl RoleHandler {
                     .send()
             })
             .await
-        {
-            Err(e) if !e.is_not_found() => Err(e),
-            _ => Ok(()),
-        }
+            .or_absent()
     }
 
     async fn put_policy(&self, scope: &Scope, node: &Resolved, arn: &str) -> Result<(), AwsError> {
@@ -508,7 +498,7 @@ impl Handler<Scope> for ProfileHandler {
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {
         self.detach(scope, current).await?;
-        match scope
+        scope
             .api
             .call("iam", "DeleteInstanceProfile", Effect::Idempotent, || {
                 scope
@@ -518,10 +508,7 @@ impl Handler<Scope> for ProfileHandler {
                     .send()
             })
             .await
-        {
-            Err(e) if !e.is_not_found() => Err(e),
-            _ => Ok(()),
-        }
+            .or_absent()
     }
 }
 
@@ -554,7 +541,7 @@ impl ProfileHandler {
         let Some(role) = current.str("role").filter(|r| !r.is_empty()) else {
             return Ok(());
         };
-        match scope
+        scope
             .api
             .call(
                 "iam",
@@ -570,10 +557,7 @@ impl ProfileHandler {
                 },
             )
             .await
-        {
-            Err(e) if !e.is_not_found() => Err(e),
-            _ => Ok(()),
-        }
+            .or_absent()
     }
 }
 

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use super::{user_data, DIGEST_TAG, LAUNCH_TEMPLATE};
 use crate::aws::client::Effect;
-use crate::aws::error::{AwsError, ErrorClass};
+use crate::aws::error::{AwsError, ErrorClass, OrAbsent};
 use crate::aws::network::{owner, owner_filter, release_ec2, tag_spec};
 use crate::aws::{created, pages, Scope};
 use crate::engine::{digest, FieldChange, Handler, Kind, Observed, Observer, Resolved, Selector};
@@ -332,7 +332,7 @@ impl Handler<Scope> for TemplateHandler {
     }
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {
-        match scope
+        scope
             .api
             .call("ec2", "DeleteLaunchTemplate", Effect::Idempotent, || {
                 scope
@@ -342,10 +342,7 @@ impl Handler<Scope> for TemplateHandler {
                     .send()
             })
             .await
-        {
-            Err(e) if !e.is_not_found() => Err(e),
-            _ => Ok(()),
-        }
+            .or_absent()
     }
 
     async fn release(&self, scope: &Scope, resources: &[Observed]) -> Result<(), AwsError> {

@@ -161,7 +161,13 @@ fn the_policy_allows_only_what_the_tier_uses() {
     let mut w = wiring(true);
     w.secrets
         .push(Prop::from("arn:aws:secretsmanager:eu-north-1:1:secret:db"));
-    w.log_groups.push("/webstack/default/s/api".into());
+    w.log_groups.insert(
+        "api".into(),
+        (
+            NodeId::new(Kind("LogGroup"), "api"),
+            "/webstack/default/s/api".into(),
+        ),
+    );
     let Prop::Map(p) = policy("eu-north-1", tier, &w) else {
         panic!("a map");
     };

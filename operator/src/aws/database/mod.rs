@@ -12,7 +12,7 @@ mod subnet_group;
 use aws_sdk_rds::types::Tag;
 
 use super::naming::{physical_name, RDS_MAX};
-use super::tags::{ownership, Ownership, Tags};
+use super::tags::{ownership, read_each, Ownership, Tags};
 use super::{created, pages, Scope, StackRef};
 use crate::api::{DatabaseKind, Engine as DbEngine, RdsSpec, WebStackSpec};
 use crate::aws::client::Effect;
@@ -161,9 +161,8 @@ async fn read_tags(
     scope: &Scope,
     arns: Vec<String>,
 ) -> Result<std::collections::HashMap<String, Tags>, AwsError> {
-    let mut out = std::collections::HashMap::new();
-    for arn in arns {
-        let read = scope
+    read_each(arns, |arn| async move {
+        let r = scope
             .api
             .call("rds", "ListTagsForResource", Effect::Read, || {
                 scope
@@ -172,16 +171,10 @@ async fn read_tags(
                     .resource_name(&arn)
                     .send()
             })
-            .await;
-        match read {
-            Ok(r) => {
-                out.insert(arn, pairs(r.tag_list()));
-            }
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(out)
+            .await?;
+        Ok(pairs(r.tag_list()))
+    })
+    .await
 }
 
 /// The resources of an RDS listing that belong to the stacks the selector admits.

@@ -6,7 +6,7 @@ use aws_sdk_ec2::types::{DomainType, ResourceType};
 
 use super::{created, owner, owner_filter, release_ec2, tag_spec, ADDRESS_ASSOCIATION, ELASTIC_IP};
 use crate::aws::client::Effect;
-use crate::aws::error::AwsError;
+use crate::aws::error::{AwsError, OrAbsent};
 use crate::aws::Scope;
 use crate::engine::{Handler, Kind, Observed, Observer, Resolved, Selector};
 
@@ -184,7 +184,7 @@ impl Handler<Scope> for AssociationHandler {
     }
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {
-        match scope
+        scope
             .api
             .call("ec2", "DisassociateAddress", Effect::Idempotent, || {
                 scope
@@ -194,9 +194,6 @@ impl Handler<Scope> for AssociationHandler {
                     .send()
             })
             .await
-        {
-            Err(e) if !e.is_not_found() => Err(e),
-            _ => Ok(()),
-        }
+            .or_absent()
     }
 }
