@@ -74,9 +74,15 @@ fn arn_of(g: &LogGroup) -> Option<&str> {
         .or_else(|| g.arn().map(|a| a.trim_end_matches(":*")))
 }
 
-/// CloudWatch Logs' tag reader: one `ListTagsForResource` per group never seen before.
-async fn read_tags(scope: &Scope, arns: Vec<String>) -> Result<HashMap<String, Tags>, AwsError> {
-    read_each(arns, |arn| async move {
+/// CloudWatch Logs' tag reader: one `ListTagsForResource` per group never seen before, by
+/// name (`arns` maps names to ARNs).
+async fn read_tags(
+    scope: &Scope,
+    names: Vec<String>,
+    arns: &HashMap<String, String>,
+) -> Result<HashMap<String, Tags>, AwsError> {
+    read_each(names, |name| async move {
+        let arn = arns.get(&name).cloned().unwrap_or_default();
         let r = scope
             .api
             .call(SERVICE, "ListTagsForResource", Effect::Read, || {
@@ -127,8 +133,13 @@ impl Observer<Scope> for LogGroupObserver {
         .iter()
         .flat_map(|p| p.log_groups().iter().cloned())
         .collect();
-        let owned = owned_items(scope, selector, groups, arn_of, |arns| {
-            read_tags(scope, arns)
+        // Tags are cached by the group's name: a create is answered without the ARN.
+        let arns: HashMap<String, String> = groups
+            .iter()
+            .filter_map(|g| Some((g.log_group_name()?.to_owned(), arn_of(g)?.to_owned())))
+            .collect();
+        let owned = owned_items(scope, selector, groups, LogGroup::log_group_name, |names| {
+            read_tags(scope, names, &arns)
         })
         .await?;
         Ok(owned
@@ -203,6 +214,7 @@ impl Handler<Scope> for LogGroupHandler {
             }
         }
         self.retention(scope, node).await?;
+        scope.api.tags.put(name, scope.tags(node));
         Ok(created(scope, node, name))
     }
 
@@ -228,10 +240,7 @@ impl Handler<Scope> for LogGroupHandler {
             })
             .await
             .or_absent()?;
-        scope
-            .api
-            .tags
-            .forget(current.str("arn").unwrap_or_default());
+        scope.api.tags.forget(&current.id);
         Ok(())
     }
 
@@ -251,7 +260,7 @@ impl Handler<Scope> for LogGroupHandler {
                         .send()
                 })
                 .await?;
-            scope.api.tags.forget(arn);
+            scope.api.tags.forget(&o.id);
         }
         Ok(())
     }
