@@ -13,9 +13,9 @@ use aws_sdk_elasticache::types::{CacheSubnetGroup, ReplicationGroup, Tag};
 use serde_json::json;
 
 use super::client::Effect;
-use super::error::{AwsError, ErrorClass, OrAbsent};
+use super::error::{AwsError, OrAbsent};
 use super::naming::{physical_name, ELASTICACHE_MAX};
-use super::tags::{owned_listing, read_each, Ownership, Tags, DIGEST_TAG};
+use super::tags::{claim_taken, owned_listing, read_each, Ownership, Tags, DIGEST_TAG};
 use super::{created, pages, Scope, StackRef, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
 use crate::api::{CacheEngine, WebStackSpec};
 use crate::engine::{
@@ -466,19 +466,12 @@ impl Handler<Scope> for GroupHandler {
                     .unwrap_or_default()
                     .to_owned();
                 let tags = read_tags(scope, vec![arn.clone()]).await?;
-                let mine = tags.get(&arn).is_some_and(|t| {
-                    t.iter()
-                        .any(|(k, v)| k == OWNER_TAG && *v == scope.stack.uid)
-                });
-                if !mine {
-                    return Err(AwsError::new(
-                        SERVICE,
-                        "CreateReplicationGroup",
-                        e.code.clone(),
-                        format!("the replication group {id} belongs to another owner"),
-                        ErrorClass::Permanent,
-                    ));
-                }
+                claim_taken(
+                    scope,
+                    tags.get(&arn),
+                    &e,
+                    &format!("the replication group {id}"),
+                )?;
                 g
             }
             Err(e) => return Err(e),

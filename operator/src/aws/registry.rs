@@ -15,9 +15,9 @@ use aws_sdk_ecr::types::{
 use serde_json::{json, Value};
 
 use super::client::Effect;
-use super::error::{AwsError, ErrorClass, OrAbsent};
+use super::error::{AwsError, OrAbsent};
 use super::naming::physical_name;
-use super::tags::{owned_listing, read_each, Tags, DIGEST_TAG};
+use super::tags::{claim_taken, owned_listing, read_each, Tags, DIGEST_TAG};
 use super::{created, pages, Scope, StackRef, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
 use crate::api::WebStackSpec;
 use crate::engine::{
@@ -313,19 +313,7 @@ impl Handler<Scope> for RepositoryHandler {
                     .unwrap_or_default()
                     .to_owned();
                 let tags = read_tags(scope, vec![arn.clone()]).await?;
-                let mine = tags.get(&arn).is_some_and(|t| {
-                    t.iter()
-                        .any(|(k, v)| k == OWNER_TAG && *v == scope.stack.uid)
-                });
-                if !mine {
-                    return Err(AwsError::new(
-                        SERVICE,
-                        "CreateRepository",
-                        e.code.clone(),
-                        format!("the repository {name} belongs to another owner"),
-                        ErrorClass::Permanent,
-                    ));
-                }
+                claim_taken(scope, tags.get(&arn), &e, &format!("the repository {name}"))?;
                 r
             }
             Err(e) => return Err(e),

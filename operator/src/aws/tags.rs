@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 
-use super::error::AwsError;
+use super::error::{AwsError, ErrorClass};
 use super::{role_from_component, Scope, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
 use crate::engine::Selector;
 
@@ -76,6 +76,32 @@ impl TagCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// A create was answered that the name is taken (`taken`): the resource is the stack's own,
+/// made by a create whose answer was lost, when its `tags` name this owner. Anybody else's is a
+/// conflict for the user, never adopted.
+pub(crate) fn claim_taken(
+    scope: &Scope,
+    tags: Option<&Tags>,
+    taken: &AwsError,
+    what: &str,
+) -> Result<(), AwsError> {
+    let mine = tags.is_some_and(|t| {
+        t.iter()
+            .any(|(k, v)| k == OWNER_TAG && *v == scope.stack.uid)
+    });
+    if mine {
+        Ok(())
+    } else {
+        Err(AwsError::new(
+            taken.service,
+            taken.operation,
+            taken.code.clone(),
+            format!("{what} belongs to another owner"),
+            ErrorClass::Permanent,
+        ))
     }
 }
 

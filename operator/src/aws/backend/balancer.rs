@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::{DELAY_TAG, LISTENER, LOAD_BALANCER, TARGET_GROUP};
 use crate::aws::client::Effect;
 use crate::aws::error::{AwsError, ErrorClass, OrAbsent};
-use crate::aws::tags::{owned_listing, Tags};
+use crate::aws::tags::{claim_taken, owned_listing, Tags};
 use crate::aws::{created, pages, Scope, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
 use crate::engine::{
     FieldChange, Handler, Kind, Observed, Observer, Readiness, Resolved, Selector,
@@ -258,16 +258,14 @@ async fn adopt(
     };
     let arn = arn.ok_or_else(theirs)?;
     let tags = read_tags(scope, vec![arn.clone()]).await?;
-    let mine = tags.get(&arn).is_some_and(|t| {
-        t.iter()
-            .any(|(k, v)| k == OWNER_TAG && *v == scope.stack.uid)
-    });
-    if mine {
-        scope.api.tags.put(&arn, tags[&arn].clone());
-        Ok(arn)
-    } else {
-        Err(theirs())
-    }
+    claim_taken(
+        scope,
+        tags.get(&arn),
+        &theirs(),
+        "a load balancer or target group of this name",
+    )?;
+    scope.api.tags.put(&arn, tags[&arn].clone());
+    Ok(arn)
 }
 
 pub struct BalancerHandler;
