@@ -12,6 +12,7 @@ use webstack::api::validate::parse_manifest_in;
 use webstack::api::WebStack;
 use webstack::aws::client::CallCounts;
 use webstack::engine::{Event, EventKind, Plan, Reporter};
+use webstack::inputs::Inputs;
 use webstack::stack::{self, Prepared, StackError};
 
 #[derive(Parser, Debug)]
@@ -74,9 +75,22 @@ struct RunArgs {
 
 #[derive(clap::Args, Debug)]
 struct FileArgs {
-    /// The WebStack manifest (YAML or JSON).
-    #[arg(short = 'f', long = "file")]
-    file: PathBuf,
+    /// The WebStack manifest (YAML or JSON). Repeat it to give the Kubernetes Secrets the
+    /// stack reads (such as an external database's connection string); a file may hold
+    /// several documents separated by `---`, exactly one of them a WebStack.
+    #[arg(short = 'f', long = "file", required = true)]
+    files: Vec<PathBuf>,
+}
+
+impl FileArgs {
+    /// The file that holds the WebStack, for messages.
+    fn stack_file(&self) -> String {
+        self.files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -130,11 +144,64 @@ fn default_region() -> Option<String> {
         .find_map(|v| std::env::var(v).ok().filter(|r| !r.is_empty()))
 }
 
-fn read(args: &FileArgs) -> Result<WebStack, String> {
-    let text = std::fs::read_to_string(&args.file)
-        .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
-    parse_manifest_in(&text, default_region().as_deref())
-        .map_err(|e| format!("{}: {e}", args.file.display()))
+/// The WebStack of the files, and the Secrets given with it.
+fn read(args: &FileArgs) -> Result<(WebStack, Inputs), String> {
+    let mut stacks: Vec<(String, WebStack)> = Vec::new();
+    let mut inputs = Inputs::default();
+    for file in &args.files {
+        let path = file.display().to_string();
+        let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {path}: {e}"))?;
+        for (i, document) in documents(&text).into_iter().enumerate() {
+            let at = format!("{path} (document {})", i + 1);
+            let value: serde_yaml::Value = match serde_yaml::from_str(&document) {
+                Ok(serde_yaml::Value::Null) => continue,
+                Ok(v) => v,
+                // The WebStack parser says what is wrong, with the field.
+                Err(_) => serde_yaml::Value::Null,
+            };
+            match value.get("kind").and_then(|k| k.as_str()) {
+                Some("Secret") => {
+                    let secret: k8s_openapi::api::core::v1::Secret =
+                        serde_yaml::from_value(value).map_err(|e| format!("{at}: {e}"))?;
+                    inputs.add_secret(&secret);
+                }
+                Some("WebStack") | None => {
+                    let stack = parse_manifest_in(&document, default_region().as_deref())
+                        .map_err(|e| format!("{path}: {e}"))?;
+                    stacks.push((path.clone(), stack));
+                }
+                Some(other) => {
+                    return Err(format!(
+                        "{at}: kind {other} is neither a WebStack nor a Secret it reads"
+                    ))
+                }
+            }
+        }
+    }
+    match stacks.len() {
+        1 => Ok((stacks.remove(0).1, inputs)),
+        0 => Err(format!("{}: no WebStack", args.stack_file())),
+        _ => Err(format!(
+            "{}: {} WebStacks; give one at a time",
+            args.stack_file(),
+            stacks.len()
+        )),
+    }
+}
+
+/// The documents of a YAML stream (`---` lines between them).
+fn documents(text: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    for line in text.lines() {
+        if line.trim_end() == "---" || line.starts_with("--- ") {
+            out.push(String::new());
+        } else if let Some(last) = out.last_mut() {
+            last.push_str(line);
+            last.push('\n');
+        }
+    }
+    out.retain(|d| !d.trim().is_empty());
+    out
 }
 
 fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
@@ -155,12 +222,8 @@ fn print_calls(show: bool, counts: &CallCounts) {
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate(f) => match read(&f) {
-            Ok(s) => {
-                println!(
-                    "{} is a valid WebStack ({})",
-                    f.file.display(),
-                    s.stack_id()
-                );
+            Ok((s, _)) => {
+                println!("{} is a valid WebStack ({})", f.stack_file(), s.stack_id());
                 ExitCode::SUCCESS
             }
             Err(e) => fail(e, 2),
@@ -174,7 +237,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             .await
         }
         Command::Destroy { args, timeout } => {
-            with_stack(&args, |p| {
+            with_stack_to_destroy(&args, |p| {
                 Box::pin(destroy(p, args.output, Duration::from_secs(timeout)))
             })
             .await
@@ -194,14 +257,35 @@ async fn with_stack<F>(args: &OutputArgs, job: F) -> ExitCode
 where
     F: for<'a> FnOnce(&'a Prepared) -> Job<'a>,
 {
-    let stack = match read(&args.file) {
+    with_prepared(args, false, job).await
+}
+
+/// [`with_stack`] for deleting it: the Secrets it reads are not needed.
+async fn with_stack_to_destroy<F>(args: &OutputArgs, job: F) -> ExitCode
+where
+    F: for<'a> FnOnce(&'a Prepared) -> Job<'a>,
+{
+    with_prepared(args, true, job).await
+}
+
+async fn with_prepared<F>(args: &OutputArgs, destroying: bool, job: F) -> ExitCode
+where
+    F: for<'a> FnOnce(&'a Prepared) -> Job<'a>,
+{
+    let (stack, inputs) = match read(&args.file) {
         Ok(s) => s,
         Err(e) => return fail(e, 2),
     };
-    let prepared = match stack::prepare(stack, &webstack::aws::Connect::default()).await {
+    let connect = webstack::aws::Connect::default();
+    let prepared = if destroying {
+        stack::prepare_to_destroy(stack, &connect).await
+    } else {
+        stack::prepare_with(stack, &connect, inputs).await
+    };
+    let prepared = match prepared {
         Ok(p) => p,
-        Err(e @ StackError::Invalid(_)) => {
-            return fail(format!("{}: {e}", args.file.file.display()), 2)
+        Err(e @ (StackError::Invalid(_) | StackError::MissingInput(_))) => {
+            return fail(format!("{}: {e}", args.file.stack_file()), 2)
         }
         Err(e) => return fail(e, 1),
     };

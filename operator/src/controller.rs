@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter as EventReporter};
@@ -18,6 +18,7 @@ use serde_json::json;
 use crate::api::{Phase, WebStack, WebStackStatus};
 use crate::aws::Connect;
 use crate::engine::{self, EventKind};
+use crate::inputs::Inputs;
 use crate::stack::{self, StackError};
 
 /// The finalizer that keeps a WebStack until its AWS resources are gone.
@@ -212,9 +213,24 @@ async fn report_failure(
     })
 }
 
+/// The keys of the Kubernetes Secrets the stack reads, from its namespace. A Secret that is
+/// not there is left out: preparing the stack then says which and waits for it.
+async fn read_inputs(ws: &WebStack, ctx: &Context) -> Result<Inputs, Error> {
+    let mut inputs = Inputs::default();
+    let namespace = ws.namespace().unwrap_or_else(|| "default".into());
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    for (_, r) in crate::inputs::needed(&ws.spec) {
+        if let Some(secret) = secrets.get_opt(&r.name).await? {
+            inputs.add_secret(&secret);
+        }
+    }
+    Ok(inputs)
+}
+
 async fn apply(ws: &WebStack, ctx: &Context) -> Result<Action, Error> {
     let previous = ws.status.as_ref();
-    let prepared = match stack::prepare(ws.clone(), &ctx.connect).await {
+    let inputs = read_inputs(ws, ctx).await?;
+    let prepared = match stack::prepare_with(ws.clone(), &ctx.connect, inputs).await {
         Ok(p) => p,
         Err(err) => return report_failure(ctx, ws, &err, "Validate").await,
     };
@@ -256,7 +272,7 @@ async fn cleanup(ws: &WebStack, ctx: &Context) -> Result<Action, Error> {
         target.spec.region = Some(region);
     }
     // Deletion finds resources by their tags; an invalid spec does not stop it.
-    let outcome = match stack::prepare(target.clone(), &ctx.connect).await {
+    let outcome = match stack::prepare_to_destroy(target.clone(), &ctx.connect).await {
         Ok(p) => p.destroy_once(&engine::Silent).await?,
         Err(StackError::Invalid(_)) => stack::destroy_by_tags(&target, &ctx.connect).await?,
         Err(e) => return Err(e.into()),

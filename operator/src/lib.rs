@@ -5,4 +5,5 @@ pub mod api;
 pub mod aws;
 pub mod controller;
 pub mod engine;
+pub mod inputs;
 pub mod stack;

@@ -10,13 +10,14 @@ use crate::api::{WebStack, WebStackStatus};
 use crate::aws::client::Effect;
 use crate::aws::error::AwsError;
 use crate::aws::{
-    self, backend, cache, certificates, database, logs, network, registry, secrets, Connect,
-    ConnectError, Scope, StackRef,
+    self, alarms, backend, cache, certificates, database, logs, network, notify, registry, secrets,
+    Connect, ConnectError, Scope, StackRef,
 };
 use crate::engine::{
     ApplyOutcome, DestroyOutcome, Engine, EngineError, Event, EventKind, Graph, NodeId,
     Observation, PendingNode, Plan, Prop, Reporter, StackKey,
 };
+use crate::inputs::Inputs;
 pub use status::{error_status, failure_summary, status_from};
 
 mod status;
@@ -34,6 +35,9 @@ pub enum StackError {
     Engine(#[from] EngineError),
     #[error("the stack did not become ready: {0}")]
     NotReady(String),
+    /// A Kubernetes Secret the spec reads is not there (yet): the stack waits for it.
+    #[error("{0}")]
+    MissingInput(ValidationErrors),
 }
 
 impl StackError {
@@ -42,7 +46,7 @@ impl StackError {
         match self {
             StackError::Aws(e) => e.is_retryable(),
             StackError::Engine(e) => e.is_retryable(),
-            StackError::NotReady(_) => true,
+            StackError::NotReady(_) | StackError::MissingInput(_) => true,
             StackError::Invalid(_) | StackError::Connect(_) => false,
         }
     }
@@ -56,6 +60,7 @@ impl StackError {
             StackError::Engine(EngineError::Refused(_)) => "ReplacementRefused",
             StackError::Engine(_) => "AwsError",
             StackError::NotReady(_) => "Provisioning",
+            StackError::MissingInput(_) => "SecretNotFound",
         }
     }
 }
@@ -139,6 +144,7 @@ pub fn desired_graph(
     region: &str,
     zones: &[String],
     images: &BTreeMap<String, String>,
+    inputs: &Inputs,
 ) -> Result<Graph, StackError> {
     let spec = &stack.spec;
     let name = stack.metadata.name.as_deref().unwrap_or_default();
@@ -201,6 +207,16 @@ pub fn desired_graph(
         wiring.secrets.push(attr("secretArn"));
     }
     nodes.extend(database);
+    if let Some(value) = crate::inputs::external_database(spec, inputs) {
+        // Reached by ARN with the tier's own role; the value itself never enters the graph.
+        let external = secrets::external_database(&me, spec, value);
+        let arn = Prop::Attr(external.id.clone(), "arn".into());
+        wiring
+            .environment
+            .insert("DATABASE_SECRET_ARN".into(), arn.clone());
+        wiring.secrets.push(arn);
+        nodes.push(external);
+    }
     if !cache.is_empty() {
         let attr = |a: &str| Prop::Attr(cache::group_id(), a.to_owned());
         wiring
@@ -245,6 +261,23 @@ pub fn desired_graph(
         }
         nodes.push(group);
     }
+    let mut watched = alarms::Watched {
+        database: nodes
+            .iter()
+            .find(|n| n.id.kind == database::DB_INSTANCE)
+            .map(|n| n.id.clone()),
+        cache: nodes
+            .iter()
+            .find(|n| n.id == cache::group_id())
+            .map(|n| n.id.clone()),
+        topic: None,
+    };
+    for topic in notify::desired(&me, spec) {
+        watched.topic = Some(topic.id.clone());
+        nodes.push(topic);
+    }
+    nodes.extend(alarms::desired(&me, spec, &watched));
+    wiring.memory_watched = alarms::memory_watched(spec);
     nodes.extend(backend::desired(&me, region, spec, &wiring));
     Graph::new(nodes).map_err(|e| StackError::Engine(e.into()))
 }
@@ -358,12 +391,44 @@ async fn connect_scope(stack: &WebStack, connect: &Connect) -> Result<Scope, Sta
 
 /// Validates the stack (no AWS call on failure), then connects and computes its graph.
 pub async fn prepare(stack: WebStack, connect: &Connect) -> Result<Prepared, StackError> {
+    prepare_with(stack, connect, Inputs::default()).await
+}
+
+/// [`prepare`] for a stack that reads values from Kubernetes Secrets: a value it needs and
+/// was not given is refused like an invalid field, before any AWS call.
+pub async fn prepare_with(
+    stack: WebStack,
+    connect: &Connect,
+    inputs: Inputs,
+) -> Result<Prepared, StackError> {
+    let namespace = stack.metadata.namespace.as_deref().unwrap_or("default");
     validate::validate(&stack)?;
-    let scope = connect_scope(&stack, connect).await?;
+    inputs
+        .check(&stack.spec, namespace)
+        .map_err(StackError::MissingInput)?;
+    prepare_checked(stack, connect, inputs).await
+}
+
+/// [`prepare`] for deleting the stack: what it reads from Kubernetes Secrets is not needed.
+pub async fn prepare_to_destroy(
+    stack: WebStack,
+    connect: &Connect,
+) -> Result<Prepared, StackError> {
+    validate::validate(&stack)?;
+    prepare_checked(stack, connect, Inputs::default()).await
+}
+
+async fn prepare_checked(
+    stack: WebStack,
+    connect: &Connect,
+    inputs: Inputs,
+) -> Result<Prepared, StackError> {
+    let mut scope = connect_scope(&stack, connect).await?;
+    scope.inputs = std::sync::Arc::new(inputs);
     validate::check_region_move(&stack, &scope.region)?;
     let zones = zones(&scope, &stack).await?;
     let images = images(&scope, &stack).await?;
-    let graph = desired_graph(&stack, &scope.region, &zones, &images)?;
+    let graph = desired_graph(&stack, &scope.region, &zones, &images, &scope.inputs)?;
     Ok(Prepared {
         stack,
         scope,
@@ -418,16 +483,6 @@ pub fn unsupported_tiers(stack: &WebStack) -> Vec<(&'static str, String)> {
         (s.http_api.is_some(), "HttpApi", "spec.httpApi"),
         (s.pipeline.is_some(), "Pipeline", "spec.pipeline"),
         (
-            s.monitoring.as_ref().is_some_and(|m| !m.alarms.is_empty()),
-            "Monitoring",
-            "spec.monitoring.alarms",
-        ),
-        (
-            s.monitoring.as_ref().is_some_and(|m| !m.notify.is_empty()),
-            "Monitoring",
-            "spec.monitoring.notify",
-        ),
-        (
             s.encryption.customer_managed_key,
             "Encryption",
             "spec.encryption",
@@ -442,6 +497,7 @@ pub fn unsupported_tiers(stack: &WebStack) -> Vec<(&'static str, String)> {
             out.push(("Backend", format!("spec.backend.tiers[{i}].runtime")));
         }
     }
+    out.extend(alarms::unsupported(s));
     let served: Vec<&String> = backend::ec2_tiers(s)
         .filter_map(|t| t.load_balancer.certificate.as_ref())
         .collect();

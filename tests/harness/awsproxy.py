@@ -5,7 +5,7 @@ Usage: awsproxy.py UPSTREAM_URL FAULT_RATE SEED
 Listens on a free 127.0.0.1 port, prints that port on the first line of standard output, and
 forwards every request to UPSTREAM_URL. A share FAULT_RATE of the requests is answered instead
 with a throttling error or an HTTP 503, in the error format of the request's protocol (EC2 and
-other query protocols get XML, JSON protocols get JSON); those requests never reach the
+other query protocols get XML, JSON protocols get JSON, Smithy RPC v2 CBOR gets CBOR); those requests never reach the
 emulator, exactly as a throttled request never reaches an AWS service. Counts of forwarded and
 refused requests are served at GET /__proxy/stats.
 """
@@ -33,6 +33,29 @@ def query_error(code, message):
         f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
         "<RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>"
     ).encode()
+
+
+def cbor_text(text):
+    data = text.encode()
+    n = len(data)
+    if n < 24:
+        head = bytes([0x60 + n])
+    elif n < 256:
+        head = bytes([0x78, n])
+    else:
+        head = bytes([0x79]) + n.to_bytes(2, "big")
+    return head + data
+
+
+def cbor_error(code, message):
+    """The map `{"__type": code, "message": message}` in CBOR."""
+    return (
+        bytes([0xA2])
+        + cbor_text("__type")
+        + cbor_text(code)
+        + cbor_text("message")
+        + cbor_text(message)
+    )
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -76,20 +99,26 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         kind = self.fault()
         if kind is not None:
+            cbor_protocol = self.headers.get("smithy-protocol") == "rpc-v2-cbor"
             json_protocol = "json" in (self.headers.get("Content-Type") or "")
             if kind == "throttled":
                 status, code, message = 503, "RequestLimitExceeded", "Request limit exceeded."
-                if json_protocol:
+                if json_protocol or cbor_protocol:
                     status, code = 400, "ThrottlingException"
             else:
                 status, code, message = 503, "ServiceUnavailable", "Service is unavailable."
-            if json_protocol:
+            if cbor_protocol:
+                payload = cbor_error(code, message)
+                ctype = "application/cbor"
+            elif json_protocol:
                 payload = json.dumps({"__type": code, "message": message}).encode()
                 ctype = "application/x-amz-json-1.1"
             else:
                 payload = query_error(code, message)
                 ctype = "text/xml"
             self.send_response(status)
+            if cbor_protocol:
+                self.send_header("smithy-protocol", "rpc-v2-cbor")
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()

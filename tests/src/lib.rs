@@ -320,6 +320,28 @@ pub async fn rds(endpoint: &str, region: &str) -> aws_sdk_rds::Client {
 }
 
 /// An example from `examples/`, renamed so that tests do not share stacks.
+/// The Kubernetes Secrets the examples read (`examples/secrets/`).
+pub fn example_secrets() -> webstack::inputs::Inputs {
+    let mut inputs = webstack::inputs::Inputs::default();
+    let dir = repo_root().join("examples/secrets");
+    for entry in std::fs::read_dir(&dir).expect("examples/secrets") {
+        let text = std::fs::read_to_string(entry.expect("an entry").path()).expect("a Secret");
+        let secret: k8s_openapi::api::core::v1::Secret =
+            serde_yaml::from_str(&text).expect("a Secret manifest");
+        inputs.add_secret(&secret);
+    }
+    inputs
+}
+
+/// The path of an example's Secret manifest, for the CLI's `-f`.
+pub fn example_secret_file(name: &str) -> String {
+    repo_root()
+        .join("examples/secrets")
+        .join(name)
+        .display()
+        .to_string()
+}
+
 pub fn example(file: &str, name: &str) -> WebStack {
     let text =
         std::fs::read_to_string(repo_root().join("examples").join(file)).expect("example file");
@@ -626,5 +648,16 @@ pub async fn backend_census(endpoint: &str, region: &str) -> BTreeMap<&'static s
         .await
         .expect("log groups");
     c.insert("log groups", groups.log_groups().len());
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
+    let alarms = cloudwatch
+        .describe_alarms()
+        .alarm_name_prefix("webstack/")
+        .send()
+        .await
+        .expect("alarms");
+    c.insert("alarms", alarms.metric_alarms().len());
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let listed = secrets.list_secrets().send().await.expect("secrets");
+    c.insert("secrets", listed.secret_list().len());
     c
 }

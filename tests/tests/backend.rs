@@ -233,6 +233,16 @@ async fn two_tiers_behind_public_and_internal_balancers_change_in_place_and_go_a
         ]
     );
 
+    // Alarms: each with its threshold, period and comparison, on the dimensions of what it
+    // watches, read back through CloudWatch (all but the CDN's, which the edge tier makes).
+    Box::pin(stockholm_alarms(
+        &config,
+        &outputs,
+        public_lb.load_balancer_arn().unwrap(),
+        &web_tg,
+    ))
+    .await;
+
     // Templates: IMDSv2 required, the root volume encrypted, the container in the user data
     // with the database's endpoint and secret by ARN.
     let versions = ec2
@@ -473,6 +483,97 @@ async fn two_tiers_behind_public_and_internal_balancers_change_in_place_and_go_a
 }
 
 /// IAM returns policy documents URL-encoded.
+/// The alarms of the Stockholm example, as CloudWatch holds them.
+async fn stockholm_alarms(
+    config: &aws_config::SdkConfig,
+    outputs: &webstack::api::Outputs,
+    web_lb_arn: &str,
+    web_tg: &str,
+) {
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(config);
+    let alarms = cloudwatch
+        .describe_alarms()
+        .alarm_name_prefix("webstack/default/sthlm/")
+        .send()
+        .await
+        .unwrap();
+    let alarm = |name: &str| {
+        alarms
+            .metric_alarms()
+            .iter()
+            .find(|a| {
+                a.alarm_name()
+                    .is_some_and(|n| n.starts_with(&format!("webstack/default/sthlm/{name}-")))
+            })
+            .unwrap_or_else(|| panic!("no alarm {name} in {alarms:?}"))
+            .clone()
+    };
+    let dimensions = |a: &aws_sdk_cloudwatch::types::MetricAlarm| -> BTreeMap<String, String> {
+        a.dimensions()
+            .iter()
+            .map(|d| (d.name().unwrap().to_owned(), d.value().unwrap().to_owned()))
+            .collect()
+    };
+    let dims = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    assert_eq!(alarms.metric_alarms().len(), 9, "{alarms:?}");
+    let suffix = |arn: &str, after: &str| arn.split_once(after).unwrap().1.to_owned();
+    let web_lb = format!("app/{}", suffix(web_lb_arn, ":loadbalancer/app/"));
+    let web_5xx = alarm("web-5xx");
+    assert_eq!(web_5xx.namespace(), Some("AWS/ApplicationELB"));
+    assert_eq!(web_5xx.metric_name(), Some("HTTPCode_ELB_5XX_Count"));
+    assert_eq!(web_5xx.threshold(), Some(10.0));
+    assert_eq!(web_5xx.period(), Some(300));
+    assert_eq!(
+        web_5xx.comparison_operator().map(|c| c.as_str()),
+        Some("GreaterThanThreshold")
+    );
+    assert_eq!(dimensions(&web_5xx), dims(&[("LoadBalancer", &web_lb)]));
+    let web_tg_suffix = format!("targetgroup/{}", suffix(web_tg, ":targetgroup/"));
+    assert_eq!(
+        dimensions(&alarm("web-latency")),
+        dims(&[("LoadBalancer", &web_lb), ("TargetGroup", &web_tg_suffix)])
+    );
+    assert_eq!(
+        dimensions(&alarm("api-cpu")),
+        dims(&[(
+            "AutoScalingGroupName",
+            &outputs.tiers["api"].auto_scaling_group
+        )])
+    );
+    assert_eq!(alarm("api-memory").namespace(), Some("CWAgent"));
+    let storage = alarm("database-storage");
+    assert_eq!(
+        storage.comparison_operator().map(|c| c.as_str()),
+        Some("LessThanThreshold")
+    );
+    assert_eq!(storage.threshold(), Some(2_000_000_000.0));
+    let db_id = outputs.database.clone().unwrap().identifier;
+    assert_eq!(
+        dimensions(&storage),
+        dims(&[("DBInstanceIdentifier", &db_id)])
+    );
+    // The cache's CPU on its primary node, a member of the stack's replication group.
+    let cache_cpu = dimensions(&alarm("cache-cpu"));
+    let elasticache = aws_sdk_elasticache::Client::new(config);
+    let members = elasticache
+        .describe_replication_groups()
+        .send()
+        .await
+        .unwrap()
+        .replication_groups()[0]
+        .member_clusters()
+        .to_vec();
+    assert!(
+        members.contains(&cache_cpu["CacheClusterId"]),
+        "{cache_cpu:?} {members:?}"
+    );
+}
+
 fn percent_decoded(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::new();
@@ -498,7 +599,9 @@ async fn apply_example(
     name: &str,
 ) -> (webstack::api::WebStackStatus, stack::Prepared) {
     let s = example(file, name);
-    let p = stack::prepare(s.clone(), connect).await.unwrap();
+    let p = stack::prepare_with(s.clone(), connect, example_secrets())
+        .await
+        .unwrap();
     let outcome = p.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
     (p.status(&outcome, None), p)
 }
@@ -604,6 +707,54 @@ async fn the_reference_backends_are_wired_as_their_documents_say() {
     let policy: serde_json::Value =
         serde_json::from_str(lifecycle.lifecycle_policy_text().unwrap()).unwrap();
     assert_eq!(policy["rules"][0]["selection"]["countNumber"], 10);
+    // MongoDB Atlas: the connection string of the Kubernetes Secret copied into the stack's
+    // own secret, which the API's role may read; the value is nowhere in the status.
+    assert_eq!(condition(&status, "DatabaseReady"), "True");
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let listed = secrets.list_secrets().send().await.unwrap();
+    let external = listed
+        .secret_list()
+        .iter()
+        .find(|s| {
+            s.name()
+                .is_some_and(|n| n.contains("starttech-database-external"))
+        })
+        .expect("the external database's secret");
+    let value = secrets
+        .get_secret_value()
+        .secret_id(external.arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let uri = "mongodb+srv://starttech:replace-me@cluster0.example.mongodb.net/starttech";
+    assert_eq!(value.secret_string(), Some(uri));
+    assert!(!serde_json::to_string(&status)
+        .unwrap()
+        .contains("replace-me"));
+    let iam = aws_sdk_iam::Client::new(&sdk_config(&moto.url(), "us-east-1").await);
+    let roles = iam
+        .list_roles()
+        .path_prefix("/webstack/default/starttech/")
+        .send()
+        .await
+        .unwrap();
+    let document = iam
+        .get_role_policy()
+        .role_name(roles.roles()[0].role_name())
+        .policy_name("webstack")
+        .send()
+        .await
+        .unwrap();
+    let document: serde_json::Value =
+        serde_json::from_str(&percent_decoded(document.policy_document())).unwrap();
+    let readable = document["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "ReadOwnSecrets")
+        .map(|s| s["Resource"].clone())
+        .unwrap();
+    assert_eq!(readable, serde_json::json!([external.arn().unwrap()]));
 
     // Multi-AZ MySQL (reference 001): the API's instances in the public subnets, 2 to 4.
     let (status, _) = apply_example(&connect, "multi-az-mysql.yaml", "mysql").await;
@@ -701,13 +852,12 @@ async fn the_reference_backends_are_wired_as_their_documents_say() {
     );
 }
 
-/// StartTech with the tiers built so far (its frontend, CDN and alarms come with later tiers
-/// and are left out here).
+/// StartTech with the tiers built so far (its frontend and CDN come with the edge tier and
+/// are left out here).
 fn starttech_built_so_far(name: &str) -> webstack::api::WebStack {
     let mut s = example("starttech.yaml", name);
     s.spec.frontend = None;
     s.spec.cdn = None;
-    s.spec.monitoring = None;
     s
 }
 
@@ -722,6 +872,7 @@ async fn a_crash_anywhere_in_starttech_converges_without_duplicates_and_destroys
     let ec2 = ec2(&moto.url(), region).await;
     let file =
         TempManifest::new(&serde_yaml::to_string(&starttech_built_so_far("crashy")).unwrap());
+    let secret = example_secret_file("starttech-mongodb.yaml");
     let apply = |k: Option<u64>| {
         let k = k.map(|k| k.to_string());
         let env: Vec<(&str, &str)> = k
@@ -730,7 +881,7 @@ async fn a_crash_anywhere_in_starttech_converges_without_duplicates_and_destroys
             .collect();
         run_cli(
             &moto.url(),
-            &["apply", "-f", file.path(), "--show-calls"],
+            &["apply", "-f", file.path(), "-f", &secret, "--show-calls"],
             &env,
         )
     };
@@ -754,6 +905,7 @@ async fn a_crash_anywhere_in_starttech_converges_without_duplicates_and_destroys
     assert_eq!(reference["load balancers"], 1);
     assert_eq!(reference["repositories"], 1);
     assert_eq!(reference["replication groups"], 1);
+    assert_eq!(reference["alarms"], 4);
     // An even sample of at least 40 points, the first and the last included.
     let step = (total / 40).max(1);
     let mut points: Vec<u64> = (1..=total).step_by(step as usize).collect();
@@ -823,4 +975,138 @@ async fn caches(endpoint: &str, region: &str) -> BTreeMap<&'static str, usize> {
                 .count(),
         ),
     ])
+}
+
+/// `monitoring.notify`: a topic with an e-mail subscription per address, every alarm telling
+/// it; a changed list changes the subscriptions; destroy takes topic and alarms away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarms_tell_the_people_named_and_go_with_the_stack() {
+    use webstack::api::{AlarmMetric, AlarmSpec, Comparison, MonitoringSpec};
+    let moto = Moto::start();
+    let (connect, _api) = connect(&moto.url());
+    let mut s = example("multi-az-mysql.yaml", "told");
+    // Destroyed at the end: the database may go.
+    if let Some(rds) = s.spec.database.as_mut().and_then(|d| d.rds.as_mut()) {
+        rds.deletion_protection = false;
+    }
+    let alarm = |name: &str, metric, target: Option<&str>| AlarmSpec {
+        name: name.into(),
+        metric,
+        target: target.map(str::to_owned),
+        comparison: Comparison::GreaterThan,
+        threshold: 80.0,
+        period_seconds: 60,
+        evaluation_periods: 3,
+    };
+    s.spec.monitoring = Some(MonitoringSpec {
+        log_retention_days: 7,
+        max_alarms: 10,
+        alarms: vec![
+            alarm("database-cpu", AlarmMetric::DatabaseCpu, None),
+            alarm("api-cpu", AlarmMetric::Cpu, Some("api")),
+        ],
+        notify: vec!["ops@example.com".into(), "dev@example.com".into()],
+    });
+    let p = stack::prepare(s.clone(), &connect).await.unwrap();
+    let outcome = p.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
+    let status = p.status(&outcome, None);
+    assert_eq!(condition(&status, "MonitoringReady"), "True", "{status:?}");
+
+    let config = sdk_config(&moto.url(), "eu-central-1").await;
+    let sns = aws_sdk_sns::Client::new(&config);
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
+    let topics = sns.list_topics().send().await.unwrap();
+    assert_eq!(topics.topics().len(), 1);
+    let topic = topics.topics()[0].topic_arn().unwrap().to_owned();
+    let tags = sns
+        .list_tags_for_resource()
+        .resource_arn(&topic)
+        .send()
+        .await
+        .unwrap();
+    assert!(tags
+        .tags()
+        .iter()
+        .any(|t| t.key() == "webstack.io/stack" && t.value() == "default/told"));
+    let emails = || async {
+        let mut e: Vec<String> = sns
+            .list_subscriptions_by_topic()
+            .topic_arn(&topic)
+            .send()
+            .await
+            .unwrap()
+            .subscriptions()
+            .iter()
+            .filter(|s| s.protocol() == Some("email"))
+            .map(|s| s.endpoint().unwrap().to_owned())
+            .collect();
+        e.sort();
+        e
+    };
+    assert_eq!(emails().await, ["dev@example.com", "ops@example.com"]);
+    let alarms = cloudwatch
+        .describe_alarms()
+        .alarm_name_prefix("webstack/default/told/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alarms.metric_alarms().len(), 2);
+    for a in alarms.metric_alarms() {
+        assert_eq!(a.alarm_actions(), std::slice::from_ref(&topic));
+        assert_eq!(a.ok_actions(), std::slice::from_ref(&topic));
+        assert_eq!(a.evaluation_periods(), Some(3));
+        assert_eq!(a.period(), Some(60));
+    }
+
+    // A changed list: the new address subscribed, the dropped one unsubscribed.
+    s.spec.monitoring.as_mut().unwrap().notify =
+        vec!["ops@example.com".into(), "sre@example.com".into()];
+    let p = stack::prepare(s.clone(), &connect).await.unwrap();
+    p.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
+    assert_eq!(emails().await, ["ops@example.com", "sre@example.com"]);
+
+    let destroyed = p.destroy_until_gone(TIMEOUT, &Silent).await.unwrap();
+    assert!(destroyed.failures.is_empty(), "{:?}", destroyed.failures);
+    assert!(sns.list_topics().send().await.unwrap().topics().is_empty());
+    let left = cloudwatch.describe_alarms().send().await.unwrap();
+    assert!(left.metric_alarms().is_empty(), "{left:?}");
+}
+
+/// CloudWatch speaks CBOR: its throttling and unavailability answers are recognised as such
+/// by the call layer and retried, like every other service's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloudwatch_faults_are_classified_and_retried() {
+    use webstack::aws::client::Effect;
+    let moto = Moto::start();
+    let proxy = FaultyProxy::start(&moto.url(), 0.4, 11);
+    let (faulty, _) = connect(&proxy.url());
+    let (config, api) = faulty.connect(Some("eu-west-1")).await.unwrap();
+    let scope = webstack::aws::Scope::new(
+        webstack::aws::StackRef::new("default", "faults", None),
+        &config,
+        api.clone(),
+        BTreeMap::new(),
+    );
+    for _ in 0..20 {
+        scope
+            .api
+            .call("cloudwatch", "DescribeAlarms", Effect::Read, || {
+                scope.cloudwatch.describe_alarms().send()
+            })
+            .await
+            .expect("retried until answered");
+    }
+    let (_, throttled, unavailable) = proxy.stats();
+    assert!(
+        throttled > 0 && unavailable > 0,
+        "{throttled} {unavailable}"
+    );
+    let counts = api.counts();
+    let outcomes = &counts.0["cloudwatch"]["DescribeAlarms"];
+    let refused: u64 = outcomes
+        .iter()
+        .filter(|(k, _)| k.as_str() != "ok")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(refused, throttled + unavailable, "{outcomes:?}");
 }

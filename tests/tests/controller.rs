@@ -390,3 +390,119 @@ async fn a_controller_killed_mid_reconcile_converges_without_duplicates() {
     let _ = second.kill();
     let _ = second.wait();
 }
+
+/// A stack that reads a Kubernetes Secret waits for it (reason `SecretNotFound`, no AWS
+/// call), then copies its value into the stack's Secrets Manager secret, and the value is in
+/// neither the status nor the events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stack_waits_for_the_secret_it_reads_and_never_shows_its_value() {
+    use k8s_openapi::api::core::v1::Secret;
+    let moto = Moto::start();
+    let server = ApiServer::start(NEWEST);
+    install_crd(&server, &std::fs::read_to_string(crd_file()).unwrap());
+    let client = server.client().await;
+    let (connect, api_calls) = connect(&moto.url());
+    let run = tokio::spawn(controller::run(client.clone(), settings(), connect));
+    let api: Api<WebStack> = Api::namespaced(client.clone(), "default");
+
+    // StartTech's API tier and its MongoDB Atlas database; the rest comes with other tiers.
+    let mut stack = manifest("examples/starttech.yaml");
+    stack.spec.frontend = None;
+    stack.spec.cdn = None;
+    stack.spec.cache = None;
+    stack.spec.monitoring = None;
+    stack.spec.repositories.clear();
+    api.create(&PostParams::default(), &stack).await.unwrap();
+    let waiting = wait_for(
+        &api,
+        "starttech",
+        Duration::from_secs(60),
+        "SecretNotFound",
+        |ws| {
+            ws.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.reason == "SecretNotFound")
+            })
+        },
+    )
+    .await;
+    let status = waiting.status.unwrap();
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert!(
+        ready.message.contains("spec.database.external.secretRef"),
+        "{}",
+        ready.message
+    );
+    assert_eq!(status.phase, Some(webstack::api::Phase::Provisioning));
+    assert_eq!(api_calls.counts().total(), 0, "no AWS call while it waits");
+
+    let value = "mongodb+srv://app:s3cr3t-in-kubernetes@cluster0.example.net/app";
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "starttech-mongodb"},
+        "stringData": {"uri": value},
+    }))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let built = wait_for(
+        &api,
+        "starttech",
+        Duration::from_secs(180),
+        "DatabaseReady",
+        |ws| {
+            ws.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "DatabaseReady" && c.status == "True")
+            })
+        },
+    )
+    .await;
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk_config(&moto.url(), "eu-west-1").await);
+    let listed = sm.list_secrets().send().await.unwrap();
+    let copied = listed
+        .secret_list()
+        .iter()
+        .find(|s| s.name().is_some_and(|n| n.contains("database-external")))
+        .expect("the copied secret");
+    let stored = sm
+        .get_secret_value()
+        .secret_id(copied.arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.secret_string(), Some(value));
+    let shown = serde_json::to_string(&built.status).unwrap();
+    assert!(!shown.contains("s3cr3t"), "{shown}");
+    let events: Api<KubeEvent> = Api::namespaced(client.clone(), "default");
+    for e in events.list(&ListParams::default()).await.unwrap() {
+        assert!(!e.message.unwrap_or_default().contains("s3cr3t"));
+    }
+
+    api.delete("starttech", &DeleteParams::default())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while api.get_opt("starttech").await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the stack was not deleted");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(sm
+        .list_secrets()
+        .send()
+        .await
+        .unwrap()
+        .secret_list()
+        .is_empty());
+    run.abort();
+}

@@ -15,8 +15,10 @@ use serde_json::json;
 use super::client::Effect;
 use super::error::{AwsError, OrAbsent};
 use super::naming::{physical_name, ELASTICACHE_MAX};
-use super::tags::{claim_taken, owned_listing, read_each, Ownership, Tags, DIGEST_TAG};
-use super::{created, pages, Scope, StackRef, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
+use super::tags::{
+    arn_of, claim_taken, owned_listing, read_each, release_each, Ownership, Tags, DIGEST_TAG,
+};
+use super::{created, pages, Scope, StackRef};
 use crate::api::{CacheEngine, WebStackSpec};
 use crate::engine::{
     digest, Engine, FieldChange, Handler, Kind, Node, NodeId, Observed, Observer, Prop, Readiness,
@@ -163,6 +165,17 @@ fn readiness(status: &str) -> Readiness {
     }
 }
 
+/// The node that takes writes: the one CloudWatch's per-node metrics of the primary name.
+fn primary_cluster(g: &ReplicationGroup) -> &str {
+    g.node_groups()
+        .iter()
+        .flat_map(|n| n.node_group_members())
+        .find(|m| m.current_role() == Some("primary"))
+        .and_then(|m| m.cache_cluster_id())
+        .or_else(|| g.member_clusters().first().map(String::as_str))
+        .unwrap_or_default()
+}
+
 fn observed_group(g: &ReplicationGroup, o: Ownership, placement: Option<String>) -> Observed {
     let id = g.replication_group_id().unwrap_or_default();
     let endpoint = g.node_groups().first().and_then(|n| n.primary_endpoint());
@@ -172,6 +185,7 @@ fn observed_group(g: &ReplicationGroup, o: Ownership, placement: Option<String>)
         .prop("engine", g.engine().unwrap_or_default())
         .prop("nodeType", g.cache_node_type().unwrap_or_default())
         .prop("nodes", g.member_clusters().len() as i64)
+        .prop("primaryCluster", primary_cluster(g))
         .prop(
             "multiAz",
             g.multi_az().is_some_and(|m| m.as_str() == "enabled"),
@@ -603,8 +617,7 @@ impl Handler<Scope> for GroupHandler {
 }
 
 async fn release(scope: &Scope, resources: &[Observed]) -> Result<(), AwsError> {
-    for o in resources {
-        let arn = o.str("arn").unwrap_or_default();
+    release_each(scope, resources, arn_of, |o, keys| async move {
         scope
             .api
             .call(
@@ -615,15 +628,13 @@ async fn release(scope: &Scope, resources: &[Observed]) -> Result<(), AwsError> 
                     scope
                         .elasticache
                         .remove_tags_from_resource()
-                        .resource_name(arn)
-                        .tag_keys(STACK_TAG)
-                        .tag_keys(COMPONENT_TAG)
-                        .tag_keys(OWNER_TAG)
+                        .resource_name(arn_of(&o))
+                        .set_tag_keys(Some(keys.clone()))
                         .send()
                 },
             )
-            .await?;
-        scope.api.tags.forget(arn);
-    }
-    Ok(())
+            .await
+            .map(|_| ())
+    })
+    .await
 }

@@ -12,9 +12,9 @@ use aws_sdk_cloudwatchlogs::types::LogGroup;
 
 use super::client::Effect;
 use super::error::{AwsError, OrAbsent};
-use super::naming::physical_name;
-use super::tags::{owned_items, read_each, Tags};
-use super::{created, pages, Scope, StackRef, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
+use super::naming::{prefixed_name, stack_prefix};
+use super::tags::{self, id_of, owned_items, read_each, release_each, Tags};
+use super::{created, pages, Scope, StackRef};
 use crate::api::WebStackSpec;
 use crate::engine::{
     Engine, FieldChange, Handler, Kind, Node, NodeId, Observed, Observer, Resolved, Selector,
@@ -33,16 +33,12 @@ pub fn register(engine: Engine<Scope>) -> Engine<Scope> {
     engine.observer(LogGroupObserver).handler(LogGroupHandler)
 }
 
-/// The prefix of every log group of a stack (`Selector::Stack` holds `<namespace>/<name>`).
-fn prefix(stack: &str) -> String {
-    format!("/webstack/{stack}/")
-}
+/// Where every log group of the operator lives.
+const ROOT: &str = "/webstack/";
 
 /// The log group of a tier.
 pub fn name(stack: &StackRef, tier: &str) -> String {
-    let hash = physical_name(stack, &format!("logs-{tier}"), 200);
-    let hash = hash.rsplit('-').next().unwrap_or_default();
-    format!("{}{tier}-{hash}", prefix(&stack.id()))
+    prefixed_name(ROOT, stack, tier, &format!("logs-{tier}"))
 }
 
 /// The node of a tier's log group.
@@ -112,8 +108,8 @@ impl Observer<Scope> for LogGroupObserver {
 
     async fn observe(&self, scope: &Scope, selector: &Selector) -> Result<Vec<Observed>, AwsError> {
         let prefix = match selector {
-            Selector::Stack(stack) => prefix(stack),
-            Selector::AllStacks => "/webstack/".to_owned(),
+            Selector::Stack(stack) => stack_prefix(ROOT, stack),
+            Selector::AllStacks => ROOT.to_owned(),
         };
         let groups: Vec<LogGroup> = pages(
             scope,
@@ -245,24 +241,21 @@ impl Handler<Scope> for LogGroupHandler {
     }
 
     async fn release(&self, scope: &Scope, resources: &[Observed]) -> Result<(), AwsError> {
-        for o in resources {
-            let arn = o.str("arn").unwrap_or_default();
+        release_each(scope, resources, id_of, |o, keys| async move {
             scope
                 .api
                 .call(SERVICE, "UntagResource", Effect::Idempotent, || {
                     scope
                         .logs
                         .untag_resource()
-                        .resource_arn(arn)
-                        .tag_keys(STACK_TAG)
-                        .tag_keys(COMPONENT_TAG)
-                        .tag_keys(OWNER_TAG)
+                        .resource_arn(tags::arn_of(&o))
+                        .set_tag_keys(Some(keys.clone()))
                         .send()
                 })
-                .await?;
-            scope.api.tags.forget(&o.id);
-        }
-        Ok(())
+                .await
+                .map(|_| ())
+        })
+        .await
     }
 }
 

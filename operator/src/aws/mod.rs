@@ -2,6 +2,7 @@
 //! ([`crate::engine::Handler`] per kind, [`crate::engine::Observer`] per family) over a shared
 //! [`Scope`].
 
+pub mod alarms;
 pub mod backend;
 pub mod cache;
 pub mod certificates;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod logs;
 pub mod naming;
 pub mod network;
+pub mod notify;
 pub mod registry;
 pub mod secrets;
 pub mod tags;
@@ -94,6 +96,10 @@ pub struct Scope {
     pub elasticache: aws_sdk_elasticache::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub sns: aws_sdk_sns::Client,
+    /// Values from outside the spec (Kubernetes Secrets) that handlers hand to AWS.
+    pub inputs: Arc<crate::inputs::Inputs>,
     /// IAM is global: its client reaches [`GLOBAL_REGION`].
     pub iam: aws_sdk_iam::Client,
     /// The configuration the clients were built from, for clients of other services and
@@ -218,6 +224,8 @@ impl Scope {
             elasticache: aws_sdk_elasticache::Client::new(config),
             secrets: aws_sdk_secretsmanager::Client::new(config),
             logs: aws_sdk_cloudwatchlogs::Client::new(config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
+            sns: aws_sdk_sns::Client::new(config),
             iam: aws_sdk_iam::Client::new(
                 &config
                     .to_builder()
@@ -225,6 +233,7 @@ impl Scope {
                     .build(),
             ),
             config: config.clone(),
+            inputs: Arc::default(),
             stack,
             user_tags,
             api,
@@ -330,6 +339,7 @@ pub fn engine() -> Engine<Scope> {
     let engine = certificates::register(backend::register(engine));
     let engine = cache::register(registry::register(engine));
     let engine = logs::register(secrets::register(engine));
+    let engine = alarms::register(notify::register(engine));
     database::register(engine)
 }
 

@@ -19,10 +19,7 @@ pub const IAM_MAX: usize = 64;
 /// letter, cut to `max` characters with an 8-digit hash of the stack's identity, owner and
 /// role at the end. Every service above accepts it.
 pub fn physical_name(stack: &StackRef, role: &str, max: usize) -> String {
-    let hash = &hex_digest(&format!(
-        "{}/{}/{}/{}",
-        stack.namespace, stack.name, stack.uid, role
-    ))[..8];
+    let hash = owner_hash(stack, role);
     let mut readable = String::new();
     for c in format!("{}-{}-{}", stack.namespace, stack.name, role).chars() {
         let c = if c.is_ascii_alphanumeric() {
@@ -41,6 +38,33 @@ pub fn physical_name(stack: &StackRef, role: &str, max: usize) -> String {
     readable.truncate(room);
     let readable = readable.trim_end_matches('-');
     format!("{readable}-{hash}")
+}
+
+/// The 8 hex digits that make a name the owner's own: a hash of the stack's identity, its
+/// owner and the resource's role.
+fn owner_hash(stack: &StackRef, role: &str) -> String {
+    hex_digest(&format!(
+        "{}/{}/{}/{}",
+        stack.namespace, stack.name, stack.uid, role
+    ))[..8]
+        .to_owned()
+}
+
+/// The prefix under which a service that lists by name prefix (CloudWatch log groups and
+/// alarms) keeps a stack's resources: `<root><namespace>/<name>/`, for the stack id
+/// `<namespace>/<name>`.
+pub fn stack_prefix(root: &str, stack_id: &str) -> String {
+    format!("{root}{stack_id}/")
+}
+
+/// `<root><namespace>/<name>/<leaf>-<hash>`: one listing by the stack's prefix finds exactly
+/// its resources, and the owner's hash keeps two owners apart.
+pub fn prefixed_name(root: &str, stack: &StackRef, leaf: &str, role: &str) -> String {
+    format!(
+        "{}{leaf}-{}",
+        stack_prefix(root, &stack.id()),
+        owner_hash(stack, role)
+    )
 }
 
 #[cfg(test)]

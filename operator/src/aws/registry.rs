@@ -17,8 +17,8 @@ use serde_json::{json, Value};
 use super::client::Effect;
 use super::error::{AwsError, OrAbsent};
 use super::naming::physical_name;
-use super::tags::{claim_taken, owned_listing, read_each, Tags, DIGEST_TAG};
-use super::{created, pages, Scope, StackRef, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
+use super::tags::{arn_of, claim_taken, owned_listing, read_each, release_each, Tags, DIGEST_TAG};
+use super::{created, pages, Scope, StackRef};
 use crate::api::WebStackSpec;
 use crate::engine::{
     digest, Engine, FieldChange, Handler, Kind, Node, NodeId, Observed, Observer, Resolved,
@@ -415,24 +415,21 @@ impl Handler<Scope> for RepositoryHandler {
     }
 
     async fn release(&self, scope: &Scope, resources: &[Observed]) -> Result<(), AwsError> {
-        for o in resources {
-            let arn = o.str("arn").unwrap_or_default();
+        release_each(scope, resources, arn_of, |o, keys| async move {
             scope
                 .api
                 .call(SERVICE, "UntagResource", Effect::Idempotent, || {
                     scope
                         .ecr
                         .untag_resource()
-                        .resource_arn(arn)
-                        .tag_keys(STACK_TAG)
-                        .tag_keys(COMPONENT_TAG)
-                        .tag_keys(OWNER_TAG)
+                        .resource_arn(arn_of(&o))
+                        .set_tag_keys(Some(keys.clone()))
                         .send()
                 })
-                .await?;
-            scope.api.tags.forget(arn);
-        }
-        Ok(())
+                .await
+                .map(|_| ())
+        })
+        .await
     }
 }
 

@@ -1,7 +1,11 @@
-//! Application secrets in Secrets Manager: the JWT signing secret of `identity.kind: Jwt`.
-//! AWS generates the value (`GetRandomPassword`) and keeps it; the operator hands it straight
-//! to `CreateSecret` with an idempotency token and never writes it anywhere: the application
-//! reads it by ARN with its own role. Secrets are listed with their tags, filtered by the stack.
+//! Application secrets in Secrets Manager: the JWT signing secret of `identity.kind: Jwt`, and
+//! an external database's connection string for the EC2 tiers. AWS generates the JWT secret
+//! (`GetRandomPassword`); the operator hands it straight to `CreateSecret` with an idempotency
+//! token and never writes it anywhere. The connection string comes from the Kubernetes Secret
+//! the spec names ([`crate::inputs`]); the graph carries only a digest of it, recorded in a tag,
+//! so a changed value is a new secret version and the value itself appears in no plan or
+//! status. The application reads either by ARN with its own role. Secrets are listed with
+//! their tags, filtered by the stack.
 
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::operation::list_secrets::ListSecretsOutput;
@@ -10,10 +14,13 @@ use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, SecretListEntr
 use super::client::Effect;
 use super::error::{AwsError, ErrorClass, OrAbsent};
 use super::naming::physical_name;
-use super::tags::ownership;
-use super::{created, pages, Scope, StackRef, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
+use super::tags::{id_of, ownership, release_each, DIGEST_TAG};
+use super::{created, hex_digest, pages, Scope, StackRef, OWNER_TAG, STACK_TAG};
+use crate::api::SecretKeyRef;
 use crate::api::{IdentityKind, WebStackSpec};
-use crate::engine::{Engine, Handler, Kind, Node, NodeId, Observed, Observer, Resolved, Selector};
+use crate::engine::{
+    Engine, FieldChange, Handler, Kind, Node, NodeId, Observed, Observer, Resolved, Selector,
+};
 
 pub const SECRET: Kind = Kind("Secret");
 
@@ -24,6 +31,10 @@ const TIER: &str = "identity";
 const SERVICE: &str = "secretsmanager";
 /// The role of the JWT signing secret.
 pub const JWT: &str = "jwt";
+/// The role of an external database's connection string.
+pub const EXTERNAL_DATABASE: &str = "database";
+/// The tag that records which Kubernetes Secret key a copied value comes from.
+const SOURCE_TAG: &str = "webstack.io/source";
 
 /// Adds the secret kind to an engine.
 pub fn register(engine: Engine<Scope>) -> Engine<Scope> {
@@ -54,6 +65,63 @@ pub fn desired(stack: &StackRef, spec: &WebStackSpec) -> Vec<Node> {
         )]
 }
 
+/// The secret that holds an external database's connection string (`value`) for the EC2
+/// tiers: only the value's digest, keyed by the owner, enters the graph.
+pub fn external_database(stack: &StackRef, spec: &WebStackSpec, value: &str) -> Node {
+    let name = physical_name(stack, "database-external", 256);
+    let source = spec
+        .database
+        .as_ref()
+        .and_then(|d| d.external.as_ref())
+        .map(|e| format!("{}/{}", e.secret_ref.name, e.secret_ref.key))
+        .unwrap_or_default();
+    Node::new(SECRET, "database", EXTERNAL_DATABASE, name.clone())
+        .prop("name", name.as_str())
+        .prop("source", source.as_str())
+        .prop("valueDigest", value_digest(stack, value))
+        .prop(
+            "description",
+            format!(
+                "Connection string of the external database of {}, from the Kubernetes Secret {source}",
+                stack.id()
+            ),
+        )
+}
+
+/// A digest of a copied value that tells a change without telling the value.
+fn value_digest(stack: &StackRef, value: &str) -> String {
+    hex_digest(&format!("{}|{value}", stack.uid))[..32].to_owned()
+}
+
+/// The Kubernetes Secret key a node's value comes from (`<name>/<key>`).
+fn source_of(node: &Resolved) -> Option<SecretKeyRef> {
+    let (name, key) = node.str("source")?.split_once('/')?;
+    Some(SecretKeyRef {
+        name: name.to_owned(),
+        key: key.to_owned(),
+    })
+}
+
+/// The value to store for a node that copies one, or an error a user can act on.
+fn copied_value<'a>(
+    scope: &'a Scope,
+    node: &Resolved,
+    r: &SecretKeyRef,
+) -> Result<&'a str, AwsError> {
+    scope.inputs.secret(r).ok_or_else(|| {
+        AwsError::new(
+            SERVICE,
+            "CreateSecret",
+            "NoValue",
+            format!(
+                "no value for {}: the Kubernetes Secret {} with the key {} was not given",
+                node.id, r.name, r.key
+            ),
+            ErrorClass::Permanent,
+        )
+    })
+}
+
 fn observed(s: &SecretListEntry) -> Option<Observed> {
     let o = ownership(
         s.tags()
@@ -67,18 +135,42 @@ fn observed(s: &SecretListEntry) -> Option<Observed> {
         .and_then(|t| t.value())
         .and_then(|v| v.parse::<i64>().ok())
         .unwrap_or(0);
-    Some(
-        Observed::new(SECRET, o.stack, o.role, s.arn().unwrap_or_default())
-            .owner(o.owner)
-            .prop("name", s.name().unwrap_or_default())
-            .prop("length", length)
-            .prop("description", s.description().unwrap_or_default())
-            .prop("arn", s.arn().unwrap_or_default()),
-    )
+    let tag = |key: &str| {
+        s.tags()
+            .iter()
+            .find(|t| t.key() == Some(key))
+            .and_then(|t| t.value())
+    };
+    let mut o = Observed::new(SECRET, o.stack, o.role, s.arn().unwrap_or_default())
+        .owner(o.owner)
+        .prop("name", s.name().unwrap_or_default())
+        .prop("length", length)
+        .prop("description", s.description().unwrap_or_default())
+        .prop("arn", s.arn().unwrap_or_default());
+    if let Some(source) = tag(SOURCE_TAG) {
+        o = o
+            .prop("source", source)
+            .prop("valueDigest", tag(DIGEST_TAG).unwrap_or_default());
+    }
+    Some(o)
 }
 
 /// The tag that records the generated value's length (the value itself is never read).
 const LENGTH_TAG: &str = "webstack.io/length";
+
+/// The tags that record where a copied value comes from and its digest.
+fn value_tags(node: &Resolved) -> Vec<Tag> {
+    vec![
+        Tag::builder()
+            .key(SOURCE_TAG)
+            .value(node.req("source"))
+            .build(),
+        Tag::builder()
+            .key(DIGEST_TAG)
+            .value(node.req("valueDigest"))
+            .build(),
+    ]
+}
 
 pub struct SecretObserver;
 
@@ -136,34 +228,42 @@ impl Handler<Scope> for SecretHandler {
     }
 
     fn mutable(&self) -> &'static [&'static str] {
-        &["description"]
+        &["description", "source", "valueDigest"]
     }
 
     async fn create(&self, scope: &Scope, node: &Resolved) -> Result<Observed, AwsError> {
-        let length = node.i64("length").unwrap_or(64);
         let mut tags: Vec<Tag> = scope
             .tags(node)
             .into_iter()
             .map(|(k, v)| Tag::builder().key(k).value(v).build())
             .collect();
-        tags.push(
-            Tag::builder()
-                .key(LENGTH_TAG)
-                .value(length.to_string())
-                .build(),
-        );
-        let generated = scope
-            .api
-            .call(SERVICE, "GetRandomPassword", Effect::Read, || {
-                scope
-                    .secrets
-                    .get_random_password()
-                    .password_length(length)
-                    .exclude_punctuation(true)
-                    .send()
-            })
-            .await?;
-        let value = generated.random_password().unwrap_or_default().to_owned();
+        let value = match source_of(node) {
+            Some(r) => {
+                tags.extend(value_tags(node));
+                copied_value(scope, node, &r)?.to_owned()
+            }
+            None => {
+                let length = node.i64("length").unwrap_or(64);
+                tags.push(
+                    Tag::builder()
+                        .key(LENGTH_TAG)
+                        .value(length.to_string())
+                        .build(),
+                );
+                let generated = scope
+                    .api
+                    .call(SERVICE, "GetRandomPassword", Effect::Read, || {
+                        scope
+                            .secrets
+                            .get_random_password()
+                            .password_length(length)
+                            .exclude_punctuation(true)
+                            .send()
+                    })
+                    .await?;
+                generated.random_password().unwrap_or_default().to_owned()
+            }
+        };
         let name = node.req("name");
         let made = scope
             .api
@@ -214,20 +314,51 @@ impl Handler<Scope> for SecretHandler {
         scope: &Scope,
         node: &Resolved,
         current: &Observed,
-        _changes: &[crate::engine::FieldChange],
+        changes: &[FieldChange],
     ) -> Result<Option<Observed>, AwsError> {
-        scope
-            .api
-            .call(SERVICE, "UpdateSecret", Effect::Idempotent, || {
-                scope
-                    .secrets
-                    .update_secret()
-                    .secret_id(&current.id)
-                    .description(node.req("description"))
-                    .send()
-            })
-            .await
-            .map(|_| None)
+        let changed = |f: &str| changes.iter().any(|c| c.field == f);
+        if let Some(r) = source_of(node).filter(|_| changed("source") || changed("valueDigest")) {
+            // A new version of the value (its token follows the digest: a repeat after a
+            // lost answer is the same version), then the tags that record it.
+            let value = copied_value(scope, node, &r)?;
+            scope
+                .api
+                .call(SERVICE, "PutSecretValue", Effect::Idempotent, || {
+                    scope
+                        .secrets
+                        .put_secret_value()
+                        .secret_id(&current.id)
+                        .secret_string(value)
+                        .client_request_token(scope.token(node, "value"))
+                        .send()
+                })
+                .await?;
+            scope
+                .api
+                .call(SERVICE, "TagResource", Effect::Idempotent, || {
+                    scope
+                        .secrets
+                        .tag_resource()
+                        .secret_id(&current.id)
+                        .set_tags(Some(value_tags(node)))
+                        .send()
+                })
+                .await?;
+        }
+        if changed("description") {
+            scope
+                .api
+                .call(SERVICE, "UpdateSecret", Effect::Idempotent, || {
+                    scope
+                        .secrets
+                        .update_secret()
+                        .secret_id(&current.id)
+                        .description(node.req("description"))
+                        .send()
+                })
+                .await?;
+        }
+        Ok(None)
     }
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {
@@ -247,7 +378,7 @@ impl Handler<Scope> for SecretHandler {
     }
 
     async fn release(&self, scope: &Scope, resources: &[Observed]) -> Result<(), AwsError> {
-        for o in resources {
+        release_each(scope, resources, id_of, |o, keys| async move {
             scope
                 .api
                 .call(SERVICE, "UntagResource", Effect::Idempotent, || {
@@ -255,13 +386,12 @@ impl Handler<Scope> for SecretHandler {
                         .secrets
                         .untag_resource()
                         .secret_id(&o.id)
-                        .tag_keys(STACK_TAG)
-                        .tag_keys(COMPONENT_TAG)
-                        .tag_keys(OWNER_TAG)
+                        .set_tag_keys(Some(keys.clone()))
                         .send()
                 })
-                .await?;
-        }
-        Ok(())
+                .await
+                .map(|_| ())
+        })
+        .await
     }
 }

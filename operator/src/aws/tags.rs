@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use super::error::{AwsError, ErrorClass};
 use super::{role_from_component, Scope, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
-use crate::engine::Selector;
+use crate::engine::{Observed, Selector};
 
 /// The tag that records a digest ([`crate::engine::digest`]) of what a handler wrote where
 /// reading it back costs a call per resource (a launch template's data, a role's policy) or is
@@ -103,6 +103,38 @@ pub(crate) fn claim_taken(
             ErrorClass::Permanent,
         ))
     }
+}
+
+/// The tags that make a resource the stack's: what releasing it removes.
+pub const OWNERSHIP_TAGS: [&str; 3] = [STACK_TAG, COMPONENT_TAG, OWNER_TAG];
+
+/// Releases resources one at a time: `untag` removes the given ownership tags from one, then
+/// the tag cache forgets it (by `key`, the ARN or name it was cached under).
+pub(crate) async fn release_each<F, Fut>(
+    scope: &Scope,
+    resources: &[Observed],
+    key: fn(&Observed) -> &str,
+    untag: F,
+) -> Result<(), AwsError>
+where
+    F: Fn(Observed, Vec<String>) -> Fut,
+    Fut: Future<Output = Result<(), AwsError>>,
+{
+    for o in resources {
+        untag(o.clone(), OWNERSHIP_TAGS.map(str::to_owned).to_vec()).await?;
+        scope.api.tags.forget(key(o));
+    }
+    Ok(())
+}
+
+/// The ARN an observation reports (the key of [`release_each`] for most services).
+pub(crate) fn arn_of(o: &Observed) -> &str {
+    o.str("arn").unwrap_or_default()
+}
+
+/// The id of an observation (the key of [`release_each`] for resources cached by name).
+pub(crate) fn id_of(o: &Observed) -> &str {
+    &o.id
 }
 
 /// Tags read one resource at a time, for services without a batched read: `read` answers

@@ -11,9 +11,16 @@ use crate::engine::{ApplyOutcome, NodeId};
 
 /// The tier a resource kind belongs to, for its `<Tier>Ready` condition.
 fn tier_of(id: &NodeId) -> &'static str {
-    use crate::aws::{backend, cache, certificates, database, logs, registry, secrets};
+    if id.kind == crate::aws::secrets::SECRET && id.role == crate::aws::secrets::EXTERNAL_DATABASE {
+        return "Database";
+    }
+    use crate::aws::{
+        alarms, backend, cache, certificates, database, logs, notify, registry, secrets,
+    };
     [
         (logs::KINDS, "Monitoring"),
+        (alarms::KINDS, "Monitoring"),
+        (notify::KINDS, "Monitoring"),
         (secrets::KINDS, "Identity"),
         (cache::KINDS, "Cache"),
         (database::KINDS, "Database"),
@@ -155,8 +162,19 @@ pub fn status_from(
     {
         tiers.insert("Database", Vec::new());
     }
+    if !crate::inputs::needed(&stack.spec).is_empty() {
+        tiers.insert("Database", Vec::new());
+    }
     if crate::aws::backend::ec2_tiers(&stack.spec).next().is_some() {
         tiers.insert("Backend", Vec::new());
+        tiers.insert("Monitoring", Vec::new());
+    }
+    if stack
+        .spec
+        .monitoring
+        .as_ref()
+        .is_some_and(|m| !m.alarms.is_empty() || !m.notify.is_empty())
+    {
         tiers.insert("Monitoring", Vec::new());
     }
     if !stack.spec.repositories.is_empty() {

@@ -15,7 +15,7 @@ use webstack::api::WebStack;
 use webstack::aws::client::CallCounts;
 use webstack::engine::Silent;
 use webstack::stack;
-use webstack_tests::{connect, example, Moto};
+use webstack_tests::{connect, example, example_secrets, Moto};
 
 fn print(title: &str, calls: &CallCounts) {
     println!("{title}: {} calls", calls.total());
@@ -76,7 +76,9 @@ async fn main() -> ExitCode {
 async fn scenario(stack: WebStack, per_resource: f64) -> bool {
     let moto = Moto::start();
     let (connect, api) = connect(&moto.url());
-    let p = stack::prepare(stack, &connect).await.expect("prepare");
+    let p = stack::prepare_with(stack, &connect, example_secrets())
+        .await
+        .expect("prepare");
     let started = Instant::now();
     let first = p
         .apply_until_ready(Duration::from_secs(600), &Silent)

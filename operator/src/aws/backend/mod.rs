@@ -148,6 +148,17 @@ pub struct Wiring {
     pub certificates: BTreeMap<String, NodeId>,
     /// The log group of each tier (its node and name): the tier's instances write it.
     pub log_groups: BTreeMap<String, (NodeId, String)>,
+    /// Tiers whose memory an alarm watches: their instances publish it even when scaling
+    /// does not use it.
+    pub memory_watched: Vec<String>,
+}
+
+/// Whether a tier's instances publish their memory use (through the CloudWatch agent).
+fn memory_metrics(tier: &TierSpec, wiring: &Wiring) -> bool {
+    tier.scaling
+        .as_ref()
+        .is_some_and(|s| s.memory_target_percent.is_some())
+        || wiring.memory_watched.contains(&tier.name)
 }
 
 /// The backend's nodes, for the EC2 tiers of a spec.
@@ -243,11 +254,7 @@ fn tier_nodes(stack: &StackRef, region: &str, tier: &TierSpec, wiring: &Wiring) 
         ),
         (
             "memoryMetrics".to_owned(),
-            Prop::from(
-                tier.scaling
-                    .as_ref()
-                    .is_some_and(|s| s.memory_target_percent.is_some()),
-            ),
+            Prop::from(memory_metrics(tier, wiring)),
         ),
     ]);
     if let Some(c) = container {
@@ -488,11 +495,7 @@ fn policy(region: &str, tier: &TierSpec, wiring: &Wiring) -> Prop {
             list(groups),
         ));
     }
-    if tier
-        .scaling
-        .as_ref()
-        .is_some_and(|s| s.memory_target_percent.is_some())
-    {
+    if memory_metrics(tier, wiring) {
         statements.push(map([
             ("Sid", Prop::from("PublishMemoryMetrics")),
             ("Effect", Prop::from("Allow")),
