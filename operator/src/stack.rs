@@ -10,11 +10,11 @@ use crate::api::{WebStack, WebStackStatus};
 use crate::aws::client::Effect;
 use crate::aws::error::AwsError;
 use crate::aws::{
-    self, alarms, backend, cache, certificates, database, logs, network, notify, registry, secrets,
-    Connect, ConnectError, Scope, StackRef,
+    self, alarms, backend, cache, certificates, database, keys, logs, network, notify, registry,
+    secrets, Connect, ConnectError, Scope, StackRef,
 };
 use crate::engine::{
-    ApplyOutcome, DestroyOutcome, Engine, EngineError, Event, EventKind, Graph, NodeId,
+    ApplyOutcome, DestroyOutcome, Engine, EngineError, Event, EventKind, Graph, Node, NodeId,
     Observation, PendingNode, Plan, Prop, Reporter, StackKey,
 };
 use crate::inputs::Inputs;
@@ -279,7 +279,34 @@ pub fn desired_graph(
     nodes.extend(alarms::desired(&me, spec, &watched));
     wiring.memory_watched = alarms::memory_watched(spec);
     nodes.extend(backend::desired(&me, region, spec, &wiring));
+    for key in keys::desired(&me, spec) {
+        encrypt_with(&mut nodes, &key.id);
+        nodes.push(key);
+    }
     Graph::new(nodes).map_err(|e| StackError::Engine(e.into()))
+}
+
+/// Data at rest under the stack's own key: the database, the cache, secrets, log groups and
+/// the instances' volumes (in their launch template's data).
+fn encrypt_with(nodes: &mut [Node], key: &NodeId) {
+    let arn = || Prop::Attr(key.clone(), "arn".into());
+    for n in nodes.iter_mut() {
+        let kind = n.id.kind;
+        if [
+            database::DB_INSTANCE,
+            cache::REPLICATION_GROUP,
+            secrets::SECRET,
+            logs::LOG_GROUP,
+        ]
+        .contains(&kind)
+        {
+            n.props.insert("kmsKey".into(), arn());
+        } else if kind == backend::LAUNCH_TEMPLATE {
+            if let Some(Prop::Map(data)) = n.props.get_mut("data") {
+                data.insert("kmsKey".into(), arn());
+            }
+        }
+    }
 }
 
 /// The image ids the spec's SSM parameters name now, read in one call per ten parameters at
@@ -482,11 +509,6 @@ pub fn unsupported_tiers(stack: &WebStack) -> Vec<(&'static str, String)> {
         (!s.functions.is_empty(), "Functions", "spec.functions"),
         (s.http_api.is_some(), "HttpApi", "spec.httpApi"),
         (s.pipeline.is_some(), "Pipeline", "spec.pipeline"),
-        (
-            s.encryption.customer_managed_key,
-            "Encryption",
-            "spec.encryption",
-        ),
     ] {
         if present {
             out.push((tier, field.to_owned()));

@@ -1110,3 +1110,126 @@ async fn cloudwatch_faults_are_classified_and_retried() {
         .sum();
     assert_eq!(refused, throttled + unavailable, "{outcomes:?}");
 }
+
+/// `encryption.customerManagedKey`: one key with rotation and an alias under the stack's
+/// prefix; the database, the cache, the secret, the log groups and the instances' volumes are
+/// encrypted with it; re-apply changes nothing; destroy schedules the key's deletion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_at_rest_is_encrypted_with_the_stacks_own_key() {
+    let moto = Moto::start();
+    let region = "eu-north-1";
+    let (connect, _api) = connect(&moto.url());
+    let mut s = example("stockholm-two-tier.yaml", "keyed");
+    s.spec.encryption.customer_managed_key = true;
+    s.spec.identity = Some(serde_json::from_value(serde_json::json!({"kind": "Jwt"})).unwrap());
+    if let Some(rds) = s.spec.database.as_mut().and_then(|d| d.rds.as_mut()) {
+        rds.deletion_protection = false;
+    }
+    let p = stack::prepare(s.clone(), &connect).await.unwrap();
+    let outcome = p.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
+    let status = p.status(&outcome, None);
+    assert_eq!(condition(&status, "EncryptionReady"), "True", "{status:?}");
+
+    let config = sdk_config(&moto.url(), region).await;
+    let kms = aws_sdk_kms::Client::new(&config);
+    let aliases = kms.list_aliases().send().await.unwrap();
+    let alias = aliases
+        .aliases()
+        .iter()
+        .find(|a| {
+            a.alias_name()
+                .is_some_and(|n| n.starts_with("alias/webstack/default/keyed/key-"))
+        })
+        .expect("the stack's alias");
+    let key = kms
+        .describe_key()
+        .key_id(alias.target_key_id().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .clone();
+    let arn = key.arn().unwrap().to_owned();
+    let rotation = kms
+        .get_key_rotation_status()
+        .key_id(key.key_id())
+        .send()
+        .await
+        .unwrap();
+    assert!(rotation.key_rotation_enabled());
+
+    // Each consumer, as its own service reports it.
+    let rds = aws_sdk_rds::Client::new(&config);
+    let db = rds.describe_db_instances().send().await.unwrap();
+    assert_eq!(db.db_instances()[0].kms_key_id(), Some(arn.as_str()));
+    let elasticache = aws_sdk_elasticache::Client::new(&config);
+    let groups = elasticache
+        .describe_replication_groups()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        groups.replication_groups()[0].kms_key_id(),
+        Some(arn.as_str())
+    );
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let listed = secrets.list_secrets().send().await.unwrap();
+    let jwt = listed
+        .secret_list()
+        .iter()
+        .find(|s| s.name().is_some_and(|n| n.contains("keyed-jwt")))
+        .expect("the JWT secret");
+    assert_eq!(jwt.kms_key_id(), Some(arn.as_str()));
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+    let groups = logs
+        .describe_log_groups()
+        .log_group_name_prefix("/webstack/default/keyed/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(groups.log_groups().len(), 2);
+    for g in groups.log_groups() {
+        assert_eq!(g.kms_key_id(), Some(arn.as_str()));
+    }
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let templates = ec2.describe_launch_templates().send().await.unwrap();
+    for t in templates.launch_templates() {
+        let versions = ec2
+            .describe_launch_template_versions()
+            .launch_template_id(t.launch_template_id().unwrap())
+            .versions("$Latest")
+            .send()
+            .await
+            .unwrap();
+        let data = versions.launch_template_versions()[0]
+            .launch_template_data()
+            .unwrap();
+        let ebs = data.block_device_mappings()[0].ebs().unwrap();
+        assert_eq!(ebs.kms_key_id(), Some(arn.as_str()));
+    }
+
+    // Nothing left to do.
+    let again = stack::prepare(s.clone(), &connect).await.unwrap();
+    let plan = again.plan().await.unwrap();
+    assert!(plan.is_empty(), "{plan:?}");
+
+    // Destroy: the alias goes, the key waits out AWS's longest window.
+    let destroyed = again.destroy_until_gone(TIMEOUT, &Silent).await.unwrap();
+    assert!(destroyed.failures.is_empty(), "{:?}", destroyed.failures);
+    let state = kms
+        .describe_key()
+        .key_id(key.key_id())
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .key_state()
+        .cloned();
+    assert_eq!(state, Some(aws_sdk_kms::types::KeyState::PendingDeletion));
+    let aliases = kms.list_aliases().send().await.unwrap();
+    assert!(!aliases.aliases().iter().any(|a| a
+        .alias_name()
+        .is_some_and(|n| n.starts_with("alias/webstack/"))));
+}

@@ -195,6 +195,7 @@ fn observed_group(g: &ReplicationGroup, o: Ownership, placement: Option<String>)
             i64::from(g.snapshot_retention_limit().unwrap_or(0)),
         )
         .prop("arn", g.arn().unwrap_or_default())
+        .prop("kmsKey", g.kms_key_id().unwrap_or_default())
         .prop("placement", placement.unwrap_or_default())
         .prop(
             "endpoint",
@@ -453,6 +454,7 @@ impl Handler<Scope> for GroupHandler {
                     .cache_subnet_group_name(&subnet_group)
                     .set_security_group_ids(Some(security_groups.clone()))
                     .at_rest_encryption_enabled(true)
+                    .set_kms_key_id(node.str("kmsKey").map(str::to_owned))
                     .transit_encryption_enabled(true)
                     .set_tags(Some(tags.clone()))
                     .send()

@@ -150,6 +150,7 @@ impl Observer<Scope> for LogGroupObserver {
                         i64::from(g.retention_in_days().unwrap_or(0)),
                     )
                     .prop("arn", arn_of(&g).unwrap_or_default())
+                    .prop("kmsKey", g.kms_key_id().unwrap_or_default())
             })
             .collect())
     }
@@ -181,7 +182,7 @@ impl Handler<Scope> for LogGroupHandler {
     }
 
     fn mutable(&self) -> &'static [&'static str] {
-        &["retentionDays"]
+        &["retentionDays", "kmsKey"]
     }
 
     fn holds_data(&self) -> bool {
@@ -198,6 +199,7 @@ impl Handler<Scope> for LogGroupHandler {
                     .logs
                     .create_log_group()
                     .log_group_name(name)
+                    .set_kms_key_id(node.str("kmsKey").map(str::to_owned))
                     .set_tags(Some(tags.clone()))
                     .send()
             })
@@ -221,7 +223,22 @@ impl Handler<Scope> for LogGroupHandler {
         _current: &Observed,
         _changes: &[FieldChange],
     ) -> Result<Option<Observed>, AwsError> {
-        self.retention(scope, node).await.map(|_| None)
+        self.retention(scope, node).await?;
+        if let Some(key) = node.str("kmsKey") {
+            // New events are encrypted with the stack's key from now on.
+            scope
+                .api
+                .call(SERVICE, "AssociateKmsKey", Effect::Idempotent, || {
+                    scope
+                        .logs
+                        .associate_kms_key()
+                        .log_group_name(node.req("name"))
+                        .kms_key_id(key)
+                        .send()
+                })
+                .await?;
+        }
+        Ok(None)
     }
 
     async fn delete(&self, scope: &Scope, current: &Observed) -> Result<(), AwsError> {

@@ -9,6 +9,7 @@ pub mod certificates;
 pub mod client;
 pub mod database;
 pub mod error;
+pub mod keys;
 pub mod logs;
 pub mod naming;
 pub mod network;
@@ -98,6 +99,8 @@ pub struct Scope {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub sns: aws_sdk_sns::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub sts: aws_sdk_sts::Client,
     /// Values from outside the spec (Kubernetes Secrets) that handlers hand to AWS.
     pub inputs: Arc<crate::inputs::Inputs>,
     /// IAM is global: its client reaches [`GLOBAL_REGION`].
@@ -226,6 +229,8 @@ impl Scope {
             logs: aws_sdk_cloudwatchlogs::Client::new(config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(config),
             sns: aws_sdk_sns::Client::new(config),
+            kms: aws_sdk_kms::Client::new(config),
+            sts: aws_sdk_sts::Client::new(config),
             iam: aws_sdk_iam::Client::new(
                 &config
                     .to_builder()
@@ -340,6 +345,7 @@ pub fn engine() -> Engine<Scope> {
     let engine = cache::register(registry::register(engine));
     let engine = logs::register(secrets::register(engine));
     let engine = alarms::register(notify::register(engine));
+    let engine = keys::register(engine);
     database::register(engine)
 }
 

@@ -14,8 +14,8 @@ use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, SecretListEntr
 use super::client::Effect;
 use super::error::{AwsError, ErrorClass, OrAbsent};
 use super::naming::physical_name;
-use super::tags::{id_of, ownership, release_each, DIGEST_TAG};
-use super::{created, hex_digest, pages, Scope, StackRef, OWNER_TAG, STACK_TAG};
+use super::tags::{claim_taken, id_of, ownership, release_each, Tags, DIGEST_TAG};
+use super::{created, hex_digest, pages, Scope, StackRef, STACK_TAG};
 use crate::api::SecretKeyRef;
 use crate::api::{IdentityKind, WebStackSpec};
 use crate::engine::{
@@ -146,7 +146,8 @@ fn observed(s: &SecretListEntry) -> Option<Observed> {
         .prop("name", s.name().unwrap_or_default())
         .prop("length", length)
         .prop("description", s.description().unwrap_or_default())
-        .prop("arn", s.arn().unwrap_or_default());
+        .prop("arn", s.arn().unwrap_or_default())
+        .prop("kmsKey", s.kms_key_id().unwrap_or_default());
     if let Some(source) = tag(SOURCE_TAG) {
         o = o
             .prop("source", source)
@@ -228,7 +229,7 @@ impl Handler<Scope> for SecretHandler {
     }
 
     fn mutable(&self) -> &'static [&'static str] {
-        &["description", "source", "valueDigest"]
+        &["description", "source", "valueDigest", "kmsKey"]
     }
 
     async fn create(&self, scope: &Scope, node: &Resolved) -> Result<Observed, AwsError> {
@@ -274,6 +275,7 @@ impl Handler<Scope> for SecretHandler {
                     .name(name)
                     .description(node.req("description"))
                     .secret_string(&value)
+                    .set_kms_key_id(node.str("kmsKey").map(str::to_owned))
                     // The same request after a lost answer is the same version.
                     .client_request_token(scope.token(node, "v1"))
                     .set_tags(Some(tags.clone()))
@@ -289,19 +291,12 @@ impl Handler<Scope> for SecretHandler {
                         scope.secrets.describe_secret().secret_id(name).send()
                     })
                     .await?;
-                let mine = found
+                let tags: Tags = found
                     .tags()
                     .iter()
-                    .any(|t| t.key() == Some(OWNER_TAG) && t.value() == Some(&scope.stack.uid));
-                if !mine {
-                    return Err(AwsError::new(
-                        SERVICE,
-                        "CreateSecret",
-                        e.code.clone(),
-                        format!("the secret {name} belongs to another owner"),
-                        ErrorClass::Permanent,
-                    ));
-                }
+                    .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+                    .collect();
+                claim_taken(scope, Some(&tags), &e, &format!("the secret {name}"))?;
                 found.arn().unwrap_or_default().to_owned()
             }
             Err(e) => return Err(e),
@@ -345,7 +340,8 @@ impl Handler<Scope> for SecretHandler {
                 })
                 .await?;
         }
-        if changed("description") {
+        if changed("description") || changed("kmsKey") {
+            // A new key applies to the versions written from now on.
             scope
                 .api
                 .call(SERVICE, "UpdateSecret", Effect::Idempotent, || {
@@ -354,6 +350,7 @@ impl Handler<Scope> for SecretHandler {
                         .update_secret()
                         .secret_id(&current.id)
                         .description(node.req("description"))
+                        .set_kms_key_id(node.str("kmsKey").map(str::to_owned))
                         .send()
                 })
                 .await?;

@@ -15,12 +15,13 @@ fn tier_of(id: &NodeId) -> &'static str {
         return "Database";
     }
     use crate::aws::{
-        alarms, backend, cache, certificates, database, logs, notify, registry, secrets,
+        alarms, backend, cache, certificates, database, keys, logs, notify, registry, secrets,
     };
     [
         (logs::KINDS, "Monitoring"),
         (alarms::KINDS, "Monitoring"),
         (notify::KINDS, "Monitoring"),
+        (keys::KINDS, "Encryption"),
         (secrets::KINDS, "Identity"),
         (cache::KINDS, "Cache"),
         (database::KINDS, "Database"),
@@ -161,6 +162,9 @@ pub fn status_from(
         .is_some_and(|d| d.kind == crate::api::DatabaseKind::Rds)
     {
         tiers.insert("Database", Vec::new());
+    }
+    if stack.spec.encryption.customer_managed_key {
+        tiers.insert("Encryption", Vec::new());
     }
     if !crate::inputs::needed(&stack.spec).is_empty() {
         tiers.insert("Database", Vec::new());

@@ -20,8 +20,8 @@ use serde_json::{json, Value};
 
 use super::{AUTO_SCALING_GROUP, DESIRED_TAG, REFRESHED_TAG, SCALING_POLICY};
 use crate::aws::client::Effect;
-use crate::aws::error::{AwsError, ErrorClass, OrAbsent};
-use crate::aws::tags::ownership;
+use crate::aws::error::{AwsError, OrAbsent};
+use crate::aws::tags::{claim_taken, ownership, Tags};
 use crate::aws::{created, pages, Scope, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
 use crate::engine::{
     FieldChange, Handler, Kind, Observed, Observer, Readiness, Resolved, Selector,
@@ -383,20 +383,18 @@ impl Handler<Scope> for GroupHandler {
                             .send()
                     })
                     .await?;
-                let mine = found
-                    .auto_scaling_groups()
-                    .first()
-                    .and_then(observed_group)
-                    .is_some_and(|o| o.owner.as_deref() == Some(scope.stack.uid.as_str()));
-                if !mine {
-                    return Err(AwsError::new(
-                        SERVICE,
-                        "CreateAutoScalingGroup",
-                        "AlreadyExists",
-                        format!("the Auto Scaling group {name} belongs to another owner"),
-                        ErrorClass::Permanent,
-                    ));
-                }
+                let tags: Option<Tags> = found.auto_scaling_groups().first().map(|g| {
+                    g.tags()
+                        .iter()
+                        .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+                        .collect()
+                });
+                claim_taken(
+                    scope,
+                    tags.as_ref(),
+                    &e,
+                    &format!("the Auto Scaling group {name}"),
+                )?;
             }
             Err(e) => return Err(e),
         }

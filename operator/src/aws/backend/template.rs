@@ -19,8 +19,9 @@ use serde_json::Value;
 
 use super::{user_data, DIGEST_TAG, LAUNCH_TEMPLATE};
 use crate::aws::client::Effect;
-use crate::aws::error::{AwsError, ErrorClass, OrAbsent};
+use crate::aws::error::{AwsError, OrAbsent};
 use crate::aws::network::{owner, owner_filter, release_ec2, tag_spec};
+use crate::aws::tags::{claim_taken, Tags};
 use crate::aws::{created, pages, Scope};
 use crate::engine::{digest, FieldChange, Handler, Kind, Observed, Observer, Resolved, Selector};
 
@@ -62,6 +63,8 @@ pub fn launch_data(scope: &Scope, node: &Resolved) -> RequestLaunchTemplateData 
                         .volume_size(volume["sizeGib"].as_i64().unwrap_or(8) as i32)
                         .volume_type(VolumeType::from(volume["type"].as_str().unwrap_or("gp3")))
                         .encrypted(true)
+                        // The stack's own key when it has one; AWS's otherwise.
+                        .set_kms_key_id(Some(str_of("kmsKey").to_owned()).filter(|k| !k.is_empty()))
                         .delete_on_termination(true)
                         .build(),
                 )
@@ -247,19 +250,18 @@ impl Handler<Scope> for TemplateHandler {
                     })
                     .await?;
                 let t = found.launch_templates().first().cloned();
-                let mine = t
-                    .as_ref()
-                    .and_then(|t| observed(t, None))
-                    .is_some_and(|o| o.owner.as_deref() == Some(scope.stack.uid.as_str()));
-                if !mine {
-                    return Err(AwsError::new(
-                        "ec2",
-                        "CreateLaunchTemplate",
-                        &e.code,
-                        format!("the launch template {name} belongs to another owner"),
-                        ErrorClass::Permanent,
-                    ));
-                }
+                let tags: Option<Tags> = t.as_ref().map(|t| {
+                    t.tags()
+                        .iter()
+                        .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+                        .collect()
+                });
+                claim_taken(
+                    scope,
+                    tags.as_ref(),
+                    &e,
+                    &format!("the launch template {name}"),
+                )?;
                 t
             }
             Err(e) => return Err(e),

@@ -76,6 +76,7 @@ fn observed(i: &DbInstance) -> Option<Observed> {
             .prop("databaseName", i.db_name().unwrap_or_default())
             .prop("masterUsername", i.master_username().unwrap_or_default())
             .prop("encrypted", i.storage_encrypted().unwrap_or(false))
+            .prop("kmsKey", i.kms_key_id().unwrap_or_default())
             .prop(
                 "publiclyAccessible",
                 i.publicly_accessible().unwrap_or(false),
@@ -218,6 +219,7 @@ impl Handler<Scope> for InstanceHandler {
                     .master_username(node.req("masterUsername"))
                     .manage_master_user_password(true)
                     .storage_encrypted(true)
+                    .set_kms_key_id(node.str("kmsKey").map(str::to_owned))
                     .publicly_accessible(false)
                     .copy_tags_to_snapshot(true)
                     .db_subnet_group_name(node.req("subnetGroup"))
