@@ -161,8 +161,14 @@ fn read(args: &FileArgs) -> Result<(WebStack, Inputs), String> {
             };
             match value.get("kind").and_then(|k| k.as_str()) {
                 Some("Secret") => {
-                    let secret: k8s_openapi::api::core::v1::Secret =
-                        serde_yaml::from_value(value).map_err(|e| format!("{at}: {e}"))?;
+                    // The parser's message could quote a value: only where is said.
+                    let secret: k8s_openapi::api::core::v1::Secret = serde_yaml::from_value(value)
+                        .map_err(|_| {
+                            format!(
+                                "{at}: not a valid Secret (metadata.name, and data in base64 or \
+                                 stringData, each a map of strings)"
+                            )
+                        })?;
                     inputs.add_secret(&secret);
                 }
                 Some("WebStack") | None => {

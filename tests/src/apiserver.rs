@@ -240,20 +240,29 @@ pub fn install_crd(server: &ApiServer, yaml: &str) {
         "installing the CRD: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = server.kubectl(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/webstacks.webstack.io",
-        ],
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "the CRD was not established: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // `kubectl wait` fails at once, instead of waiting, on a CRD that has no conditions yet:
+    // ask again until the server has written them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let out = server.kubectl(
+            &[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd/webstacks.webstack.io",
+            ],
+            None,
+        );
+        if out.status.success() {
+            break;
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            stderr.contains("status.conditions") && std::time::Instant::now() < deadline,
+            "the CRD was not established: {stderr}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 /// The CRD with every CEL rule removed, as a cluster that does not enforce them serves it.

@@ -635,221 +635,257 @@ async fn the_reference_backends_are_wired_as_their_documents_say() {
     let (connect, _api) = connect(&moto.url());
     let pair = |p: i32, s: &str| (p, s.to_owned());
 
-    // StartTech (reference 002): private instances, 2 to 5, from the stack's own registry; the
-    // balancer open on 80 and 443, the app port from it only, SSH from the team's range, the
-    // cache port from the app only.
-    let (status, _) = apply_example(&connect, "starttech.yaml", "starttech").await;
-    assert_eq!(condition(&status, "BackendReady"), "True");
-    assert_eq!(condition(&status, "RegistryReady"), "True");
-    let outputs = status.outputs.clone().unwrap();
-    let network = outputs.network.clone().unwrap();
-    let config = sdk_config(&moto.url(), "eu-west-1").await;
-    let ec2 = aws_sdk_ec2::Client::new(&config);
-    let asg = aws_sdk_autoscaling::Client::new(&config);
-    let ecr = aws_sdk_ecr::Client::new(&config);
-    let roles = network.security_group_ids.clone();
-    assert_eq!(
-        group_rules(&ec2, &roles, "load-balancer-api").await,
-        [pair(80, "0.0.0.0/0"), pair(443, "0.0.0.0/0")]
-    );
-    assert_eq!(
-        group_rules(&ec2, &roles, "app-api").await,
-        [pair(22, "203.0.113.0/24"), pair(8080, "load-balancer-api")]
-    );
-    assert_eq!(
-        group_rules(&ec2, &roles, "cache").await,
-        [pair(6379, "app-api")]
-    );
-    let group = asg
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(&outputs.tiers["api"].auto_scaling_group)
-        .send()
-        .await
-        .unwrap();
-    let g = &group.auto_scaling_groups()[0];
-    assert_eq!(
-        (g.min_size(), g.max_size(), g.desired_capacity()),
-        (Some(2), Some(5), Some(2))
-    );
-    let mut subnets: Vec<&str> = g.vpc_zone_identifier().unwrap().split(',').collect();
-    subnets.sort();
-    let mut private: Vec<&str> = network
-        .private_subnet_ids
-        .iter()
-        .map(String::as_str)
-        .collect();
-    private.sort();
-    assert_eq!(subnets, private);
-    assert_eq!(g.instances().len(), 2, "two instances launched");
-    let uri = &outputs.repositories["backend"];
-    let name = uri.rsplit_once('/').unwrap().1;
-    let repo = ecr
-        .describe_repositories()
-        .repository_names(name)
-        .send()
-        .await
-        .unwrap();
-    let r = &repo.repositories()[0];
-    assert_eq!(
-        r.image_scanning_configuration().map(|c| c.scan_on_push()),
-        Some(true)
-    );
-    assert_eq!(
-        r.image_tag_mutability().map(|m| m.as_str()),
-        Some("IMMUTABLE")
-    );
-    let lifecycle = ecr
-        .get_lifecycle_policy()
-        .repository_name(name)
-        .send()
-        .await
-        .unwrap();
-    let policy: serde_json::Value =
-        serde_json::from_str(lifecycle.lifecycle_policy_text().unwrap()).unwrap();
-    assert_eq!(policy["rules"][0]["selection"]["countNumber"], 10);
-    // MongoDB Atlas: the connection string of the Kubernetes Secret copied into the stack's
-    // own secret, which the API's role may read; the value is nowhere in the status.
-    assert_eq!(condition(&status, "DatabaseReady"), "True");
-    let secrets = aws_sdk_secretsmanager::Client::new(&config);
-    let listed = secrets.list_secrets().send().await.unwrap();
-    let external = listed
-        .secret_list()
-        .iter()
-        .find(|s| {
-            s.name()
-                .is_some_and(|n| n.contains("starttech-database-external"))
-        })
-        .expect("the external database's secret");
-    let value = secrets
-        .get_secret_value()
-        .secret_id(external.arn().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let uri = "mongodb+srv://starttech:replace-me@cluster0.example.mongodb.net/starttech";
-    assert_eq!(value.secret_string(), Some(uri));
-    assert!(!serde_json::to_string(&status)
-        .unwrap()
-        .contains("replace-me"));
-    let iam = aws_sdk_iam::Client::new(&sdk_config(&moto.url(), "us-east-1").await);
-    let roles = iam
-        .list_roles()
-        .path_prefix("/webstack/default/starttech/")
-        .send()
-        .await
-        .unwrap();
-    let document = iam
-        .get_role_policy()
-        .role_name(roles.roles()[0].role_name())
-        .policy_name("webstack")
-        .send()
-        .await
-        .unwrap();
-    let document: serde_json::Value =
-        serde_json::from_str(&percent_decoded(document.policy_document())).unwrap();
-    let readable = document["Statement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["Sid"] == "ReadOwnSecrets")
-        .map(|s| s["Resource"].clone())
-        .unwrap();
-    assert_eq!(readable, serde_json::json!([external.arn().unwrap()]));
+    // Each section in a box of its own: the test's future stays within a test thread's
+    // stack in a debug build.
+    Box::pin(async {
+        // StartTech (reference 002): private instances, 2 to 5, from the stack's own registry; the
+        // balancer open on 80 and 443, the app port from it only, SSH from the team's range, the
+        // cache port from the app only.
+        let (status, _) = apply_example(&connect, "starttech.yaml", "starttech").await;
+        assert_eq!(condition(&status, "BackendReady"), "True");
+        assert_eq!(condition(&status, "RegistryReady"), "True");
+        let outputs = status.outputs.clone().unwrap();
+        let network = outputs.network.clone().unwrap();
+        let config = sdk_config(&moto.url(), "eu-west-1").await;
+        let ec2 = aws_sdk_ec2::Client::new(&config);
+        let asg = aws_sdk_autoscaling::Client::new(&config);
+        let ecr = aws_sdk_ecr::Client::new(&config);
+        let roles = network.security_group_ids.clone();
+        assert_eq!(
+            group_rules(&ec2, &roles, "load-balancer-api").await,
+            [pair(80, "0.0.0.0/0"), pair(443, "0.0.0.0/0")]
+        );
+        assert_eq!(
+            group_rules(&ec2, &roles, "app-api").await,
+            [pair(22, "203.0.113.0/24"), pair(8080, "load-balancer-api")]
+        );
+        assert_eq!(
+            group_rules(&ec2, &roles, "cache").await,
+            [pair(6379, "app-api")]
+        );
+        let group = asg
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(&outputs.tiers["api"].auto_scaling_group)
+            .send()
+            .await
+            .unwrap();
+        let g = &group.auto_scaling_groups()[0];
+        assert_eq!(
+            (g.min_size(), g.max_size(), g.desired_capacity()),
+            (Some(2), Some(5), Some(2))
+        );
+        let mut subnets: Vec<&str> = g.vpc_zone_identifier().unwrap().split(',').collect();
+        subnets.sort();
+        let mut private: Vec<&str> = network
+            .private_subnet_ids
+            .iter()
+            .map(String::as_str)
+            .collect();
+        private.sort();
+        assert_eq!(subnets, private);
+        assert_eq!(g.instances().len(), 2, "two instances launched");
+        let uri = &outputs.repositories["backend"];
+        let name = uri.rsplit_once('/').unwrap().1;
+        let repo = ecr
+            .describe_repositories()
+            .repository_names(name)
+            .send()
+            .await
+            .unwrap();
+        let r = &repo.repositories()[0];
+        assert_eq!(
+            r.image_scanning_configuration().map(|c| c.scan_on_push()),
+            Some(true)
+        );
+        assert_eq!(
+            r.image_tag_mutability().map(|m| m.as_str()),
+            Some("IMMUTABLE")
+        );
+        let lifecycle = ecr
+            .get_lifecycle_policy()
+            .repository_name(name)
+            .send()
+            .await
+            .unwrap();
+        let policy: serde_json::Value =
+            serde_json::from_str(lifecycle.lifecycle_policy_text().unwrap()).unwrap();
+        assert_eq!(policy["rules"][0]["selection"]["countNumber"], 10);
+        // MongoDB Atlas: the connection string of the Kubernetes Secret copied into the stack's
+        // own secret, which the API's role may read; the value is nowhere in the status.
+        assert_eq!(condition(&status, "DatabaseReady"), "True");
+        let secrets = aws_sdk_secretsmanager::Client::new(&config);
+        let listed = secrets.list_secrets().send().await.unwrap();
+        let external = listed
+            .secret_list()
+            .iter()
+            .find(|s| {
+                s.name()
+                    .is_some_and(|n| n.contains("starttech-database-external"))
+            })
+            .expect("the external database's secret");
+        let value = secrets
+            .get_secret_value()
+            .secret_id(external.arn().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let uri = "mongodb+srv://starttech:replace-me@cluster0.example.mongodb.net/starttech";
+        assert_eq!(value.secret_string(), Some(uri));
+        assert!(!serde_json::to_string(&status)
+            .unwrap()
+            .contains("replace-me"));
+        // A changed value is a new version; one that comes back (A, B, A) too.
+        for next in [
+            "mongodb+srv://starttech:rotated@cluster0.example.mongodb.net/starttech",
+            uri,
+        ] {
+            let secret: k8s_openapi::api::core::v1::Secret =
+                serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": "starttech-mongodb"},
+                    "stringData": {"uri": next},
+                }))
+                .unwrap();
+            let mut inputs = webstack::inputs::Inputs::default();
+            inputs.add_secret(&secret);
+            let p = stack::prepare_with(example("starttech.yaml", "starttech"), &connect, inputs)
+                .await
+                .unwrap();
+            p.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
+            let now = secrets
+                .get_secret_value()
+                .secret_id(external.arn().unwrap())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(now.secret_string(), Some(next));
+        }
+        let iam = aws_sdk_iam::Client::new(&sdk_config(&moto.url(), "us-east-1").await);
+        let roles = iam
+            .list_roles()
+            .path_prefix("/webstack/default/starttech/")
+            .send()
+            .await
+            .unwrap();
+        let document = iam
+            .get_role_policy()
+            .role_name(roles.roles()[0].role_name())
+            .policy_name("webstack")
+            .send()
+            .await
+            .unwrap();
+        let document: serde_json::Value =
+            serde_json::from_str(&percent_decoded(document.policy_document())).unwrap();
+        let readable = document["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == "ReadOwnSecrets")
+            .map(|s| s["Resource"].clone())
+            .unwrap();
+        assert_eq!(readable, serde_json::json!([external.arn().unwrap()]));
+    })
+    .await;
 
-    // Multi-AZ MySQL (reference 001): the API's instances in the public subnets, 2 to 4.
-    let (status, _) = apply_example(&connect, "multi-az-mysql.yaml", "mysql").await;
-    assert_eq!(condition(&status, "BackendReady"), "True");
-    assert_eq!(condition(&status, "DatabaseReady"), "True");
-    let outputs = status.outputs.clone().unwrap();
-    let network = outputs.network.clone().unwrap();
-    let config = sdk_config(&moto.url(), "eu-central-1").await;
-    let asg = aws_sdk_autoscaling::Client::new(&config);
-    let ec2 = aws_sdk_ec2::Client::new(&config);
-    let group = asg
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(&outputs.tiers["api"].auto_scaling_group)
-        .send()
-        .await
-        .unwrap();
-    let g = &group.auto_scaling_groups()[0];
-    assert_eq!((g.min_size(), g.max_size()), (Some(2), Some(4)));
-    let mut subnets: Vec<&str> = g.vpc_zone_identifier().unwrap().split(',').collect();
-    subnets.sort();
-    let mut public: Vec<&str> = network
-        .public_subnet_ids
-        .iter()
-        .map(String::as_str)
-        .collect();
-    public.sort();
-    assert_eq!(subnets, public);
-    let roles = network.security_group_ids.clone();
-    assert_eq!(
-        group_rules(&ec2, &roles, "database").await,
-        [pair(3306, "app-api")]
-    );
-    // The JWT signing secret: generated by AWS, given to the API by ARN, its value nowhere in
-    // the status.
-    assert_eq!(condition(&status, "IdentityReady"), "True");
-    let jwt = outputs
-        .jwt_secret_arn
-        .clone()
-        .expect("the JWT secret's ARN");
-    let secrets = aws_sdk_secretsmanager::Client::new(&config);
-    let value = secrets
-        .get_secret_value()
-        .secret_id(&jwt)
-        .send()
-        .await
-        .unwrap()
-        .secret_string()
-        .unwrap()
-        .to_owned();
-    assert_eq!(value.len(), 64);
-    assert!(!serde_json::to_string(&status).unwrap().contains(&value));
-    assert_eq!(
-        group_rules(&ec2, &roles, "app-api").await,
-        [pair(3000, "load-balancer-api")]
-    );
+    Box::pin(async {
+        // Multi-AZ MySQL (reference 001): the API's instances in the public subnets, 2 to 4.
+        let (status, _) = apply_example(&connect, "multi-az-mysql.yaml", "mysql").await;
+        assert_eq!(condition(&status, "BackendReady"), "True");
+        assert_eq!(condition(&status, "DatabaseReady"), "True");
+        let outputs = status.outputs.clone().unwrap();
+        let network = outputs.network.clone().unwrap();
+        let config = sdk_config(&moto.url(), "eu-central-1").await;
+        let asg = aws_sdk_autoscaling::Client::new(&config);
+        let ec2 = aws_sdk_ec2::Client::new(&config);
+        let group = asg
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(&outputs.tiers["api"].auto_scaling_group)
+            .send()
+            .await
+            .unwrap();
+        let g = &group.auto_scaling_groups()[0];
+        assert_eq!((g.min_size(), g.max_size()), (Some(2), Some(4)));
+        let mut subnets: Vec<&str> = g.vpc_zone_identifier().unwrap().split(',').collect();
+        subnets.sort();
+        let mut public: Vec<&str> = network
+            .public_subnet_ids
+            .iter()
+            .map(String::as_str)
+            .collect();
+        public.sort();
+        assert_eq!(subnets, public);
+        let roles = network.security_group_ids.clone();
+        assert_eq!(
+            group_rules(&ec2, &roles, "database").await,
+            [pair(3306, "app-api")]
+        );
+        // The JWT signing secret: generated by AWS, given to the API by ARN, its value nowhere in
+        // the status.
+        assert_eq!(condition(&status, "IdentityReady"), "True");
+        let jwt = outputs
+            .jwt_secret_arn
+            .clone()
+            .expect("the JWT secret's ARN");
+        let secrets = aws_sdk_secretsmanager::Client::new(&config);
+        let value = secrets
+            .get_secret_value()
+            .secret_id(&jwt)
+            .send()
+            .await
+            .unwrap()
+            .secret_string()
+            .unwrap()
+            .to_owned();
+        assert_eq!(value.len(), 64);
+        assert!(!serde_json::to_string(&status).unwrap().contains(&value));
+        assert_eq!(
+            group_rules(&ec2, &roles, "app-api").await,
+            [pair(3000, "load-balancer-api")]
+        );
+    })
+    .await;
 
-    // Tekamolo (reference 003): one instance with a fixed public address, HTTPS with the
-    // stack's certificate, SSH from the listed range.
-    let (status, _) = apply_example(&connect, "tekamolo.yaml", "tekamolo").await;
-    assert_eq!(condition(&status, "BackendReady"), "True");
-    let outputs = status.outputs.clone().unwrap();
-    let tier = &outputs.tiers["api"];
-    let ip = tier.public_ip.clone().expect("a fixed address");
-    let config = sdk_config(&moto.url(), "us-east-1").await;
-    let ec2 = aws_sdk_ec2::Client::new(&config);
-    let asg = aws_sdk_autoscaling::Client::new(&config);
-    let group = asg
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(&tier.auto_scaling_group)
-        .send()
-        .await
-        .unwrap();
-    let instance = group.auto_scaling_groups()[0].instances()[0]
-        .instance_id()
-        .unwrap()
-        .to_owned();
-    let addresses = ec2
-        .describe_addresses()
-        .public_ips(&ip)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        addresses.addresses()[0].instance_id(),
-        Some(instance.as_str())
-    );
-    let roles = outputs.network.clone().unwrap().security_group_ids;
-    assert_eq!(
-        group_rules(&ec2, &roles, "app-api").await,
-        [pair(22, "198.51.100.0/24"), pair(8080, "load-balancer-api")]
-    );
-    assert_eq!(
-        group_rules(&ec2, &roles, "load-balancer-api").await,
-        [pair(80, "0.0.0.0/0"), pair(443, "0.0.0.0/0")]
-    );
+    Box::pin(async {
+        // Tekamolo (reference 003): one instance with a fixed public address, HTTPS with the
+        // stack's certificate, SSH from the listed range.
+        let (status, _) = apply_example(&connect, "tekamolo.yaml", "tekamolo").await;
+        assert_eq!(condition(&status, "BackendReady"), "True");
+        let outputs = status.outputs.clone().unwrap();
+        let tier = &outputs.tiers["api"];
+        let ip = tier.public_ip.clone().expect("a fixed address");
+        let config = sdk_config(&moto.url(), "us-east-1").await;
+        let ec2 = aws_sdk_ec2::Client::new(&config);
+        let asg = aws_sdk_autoscaling::Client::new(&config);
+        let group = asg
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(&tier.auto_scaling_group)
+            .send()
+            .await
+            .unwrap();
+        let instance = group.auto_scaling_groups()[0].instances()[0]
+            .instance_id()
+            .unwrap()
+            .to_owned();
+        let addresses = ec2
+            .describe_addresses()
+            .public_ips(&ip)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            addresses.addresses()[0].instance_id(),
+            Some(instance.as_str())
+        );
+        let roles = outputs.network.clone().unwrap().security_group_ids;
+        assert_eq!(
+            group_rules(&ec2, &roles, "app-api").await,
+            [pair(22, "198.51.100.0/24"), pair(8080, "load-balancer-api")]
+        );
+        assert_eq!(
+            group_rules(&ec2, &roles, "load-balancer-api").await,
+            [pair(80, "0.0.0.0/0"), pair(443, "0.0.0.0/0")]
+        );
+    })
+    .await;
 }
 
 /// StartTech with the tiers built so far (its frontend and CDN come with the edge tier and

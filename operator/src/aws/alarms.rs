@@ -443,8 +443,37 @@ impl Handler<Scope> for AlarmHandler {
     async fn create(&self, scope: &Scope, node: &Resolved) -> Result<Observed, AwsError> {
         self.put(scope, node).await?;
         let name = node.req("name");
+        // `PutMetricAlarm` ignores tags for an alarm that exists: one of this name (the
+        // owner's hash is in it) released by this stack earlier is claimed again by tagging.
+        let arn = scope
+            .api
+            .call(SERVICE, "DescribeAlarms", Effect::Read, || {
+                scope.cloudwatch.describe_alarms().alarm_names(name).send()
+            })
+            .await?
+            .metric_alarms()
+            .first()
+            .and_then(|a| a.alarm_arn())
+            .unwrap_or_default()
+            .to_owned();
+        let tags: Vec<Tag> = scope
+            .tags(node)
+            .into_iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        scope
+            .api
+            .call(SERVICE, "TagResource", Effect::Idempotent, || {
+                scope
+                    .cloudwatch
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(tags.clone()))
+                    .send()
+            })
+            .await?;
         scope.api.tags.put(name, scope.tags(node));
-        Ok(created(scope, node, name))
+        Ok(created(scope, node, name).prop("arn", arn.as_str()))
     }
 
     async fn update(

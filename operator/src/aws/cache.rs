@@ -196,6 +196,8 @@ fn observed_group(g: &ReplicationGroup, o: Ownership, placement: Option<String>)
         )
         .prop("arn", g.arn().unwrap_or_default())
         .prop("kmsKey", g.kms_key_id().unwrap_or_default())
+        // Deleted before the key it is encrypted with.
+        .refs(g.kms_key_id().map(str::to_owned))
         .prop("placement", placement.unwrap_or_default())
         .prop(
             "endpoint",

@@ -64,7 +64,9 @@ pub fn desired(stack: &StackRef, spec: &WebStackSpec) -> Vec<Node> {
 
 /// The key policy: the account administers the key through IAM, as AWS's default policy
 /// does; CloudWatch Logs may use it for the stack's log groups, and the account's principals
-/// through EC2 for the instances' volumes.
+/// through Secrets Manager for the stack's secrets (an instance reads its secret with its own
+/// role) and through EC2 for the instances' volumes (Auto Scaling launches them with its
+/// service-linked role, which need not exist yet when the key is made).
 pub fn policy(account: &str, region: &str, stack: &str) -> Value {
     let services = [
         "kms:Encrypt",
@@ -73,6 +75,21 @@ pub fn policy(account: &str, region: &str, stack: &str) -> Value {
         "kms:GenerateDataKey*",
         "kms:DescribeKey",
     ];
+    // AWS's own policy for the keys it manages for a service: anybody of the account, through
+    // that service only.
+    let through = |sid: &str, service: &str| {
+        json!({
+            "Sid": sid,
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": services.iter().copied().chain(["kms:CreateGrant"]).collect::<Vec<_>>(),
+            "Resource": "*",
+            "Condition": {"StringEquals": {
+                "kms:CallerAccount": account,
+                "kms:ViaService": format!("{service}.{region}.amazonaws.com")
+            }}
+        })
+    };
     json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -92,27 +109,8 @@ pub fn policy(account: &str, region: &str, stack: &str) -> Value {
                 "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
                     format!("arn:aws:logs:{region}:{account}:log-group:/webstack/{stack}/*")}}
             },
-            {
-                // AWS's own policy for EBS keys: anybody of the account, through EC2 only
-                // (Auto Scaling launches the instances with its service-linked role, which
-                // need not exist yet when the key is made).
-                "Sid": "InstanceVolumesThroughEc2",
-                "Effect": "Allow",
-                "Principal": {"AWS": "*"},
-                "Action": [
-                    "kms:Encrypt",
-                    "kms:Decrypt",
-                    "kms:ReEncrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:CreateGrant",
-                    "kms:DescribeKey"
-                ],
-                "Resource": "*",
-                "Condition": {"StringEquals": {
-                    "kms:CallerAccount": account,
-                    "kms:ViaService": format!("ec2.{region}.amazonaws.com")
-                }}
-            }
+            through("SecretsThroughSecretsManager", "secretsmanager"),
+            through("InstanceVolumesThroughEc2", "ec2")
         ]
     })
 }
@@ -120,16 +118,23 @@ pub fn policy(account: &str, region: &str, stack: &str) -> Value {
 /// KMS's tag reader: one `ListResourceTags` per key never seen before.
 async fn read_tags(scope: &Scope, arns: Vec<String>) -> Result<HashMap<String, Tags>, AwsError> {
     read_each(arns, |arn| async move {
-        let r = scope
+        let read = scope
             .api
             .call(SERVICE, "ListResourceTags", Effect::Read, || {
                 scope.kms.list_resource_tags().key_id(&arn).send()
             })
-            .await?;
-        Ok(r.tags()
-            .iter()
-            .map(|t| (t.tag_key().to_owned(), t.tag_value().to_owned()))
-            .collect())
+            .await;
+        match read {
+            Ok(r) => Ok(r
+                .tags()
+                .iter()
+                .map(|t| (t.tag_key().to_owned(), t.tag_value().to_owned()))
+                .collect()),
+            // A key whose policy keeps this account out is somebody else's: never the
+            // stack's (the stack's own keys leave the account in charge).
+            Err(e) if e.code == "AccessDeniedException" => Ok(Tags::new()),
+            Err(e) => Err(e),
+        }
     })
     .await
 }
@@ -215,8 +220,10 @@ impl Observer<Scope> for KeyObserver {
                 .filter_map(AliasListEntry::alias_name)
                 .find(|n| n.starts_with(&prefix))
                 .unwrap_or_default();
+            // Known by its ARN: the name its users (the database, the cache) report it by, so
+            // that it is deleted after them.
             out.push(
-                Observed::new(KMS_KEY, o.stack, o.role, id)
+                Observed::new(KMS_KEY, o.stack, o.role, meta.arn().unwrap_or(id))
                     .owner(o.owner)
                     .prop("alias", alias)
                     .prop("rotation", rotation)
@@ -229,6 +236,11 @@ impl Observer<Scope> for KeyObserver {
 }
 
 pub struct KeyHandler;
+
+/// The key id of an observed key (known by its ARN, `...:key/<id>`).
+fn key_of(current: &Observed) -> &str {
+    current.id.rsplit('/').next().unwrap_or(&current.id)
+}
 
 impl KeyHandler {
     /// The account the stack's credentials act in, for the key policy.
@@ -328,7 +340,7 @@ impl Handler<Scope> for KeyHandler {
         scope.api.tags.put(&arn, scope.tags(node));
         self.rotation(scope, node, &id).await?;
         self.alias(scope, node, &id).await?;
-        Ok(created(scope, node, &id).prop("arn", arn.as_str()))
+        Ok(created(scope, node, &arn).prop("arn", arn.as_str()))
     }
 
     async fn update(
@@ -340,15 +352,19 @@ impl Handler<Scope> for KeyHandler {
     ) -> Result<Option<Observed>, AwsError> {
         for c in changes {
             match c.field.as_str() {
-                "alias" => self.alias(scope, node, &current.id).await?,
+                "alias" => self.alias(scope, node, key_of(current)).await?,
                 "rotation" if node.bool("rotation") => {
-                    self.rotation(scope, node, &current.id).await?
+                    self.rotation(scope, node, key_of(current)).await?
                 }
                 "rotation" => {
                     scope
                         .api
                         .call(SERVICE, "DisableKeyRotation", Effect::Idempotent, || {
-                            scope.kms.disable_key_rotation().key_id(&current.id).send()
+                            scope
+                                .kms
+                                .disable_key_rotation()
+                                .key_id(key_of(current))
+                                .send()
                         })
                         .await?;
                 }
@@ -359,7 +375,7 @@ impl Handler<Scope> for KeyHandler {
                             scope
                                 .kms
                                 .update_key_description()
-                                .key_id(&current.id)
+                                .key_id(key_of(current))
                                 .description(node.req("description"))
                                 .send()
                         })
@@ -388,7 +404,7 @@ impl Handler<Scope> for KeyHandler {
                 scope
                     .kms
                     .schedule_key_deletion()
-                    .key_id(&current.id)
+                    .key_id(key_of(current))
                     .pending_window_in_days(DELETION_WINDOW_DAYS)
                     .send()
             })
@@ -409,7 +425,7 @@ impl Handler<Scope> for KeyHandler {
                         scope
                             .kms
                             .untag_resource()
-                            .key_id(&o.id)
+                            .key_id(key_of(&o))
                             .set_tag_keys(Some(keys.clone()))
                             .send()
                     })
@@ -463,5 +479,17 @@ mod tests {
         assert!(statements
             .iter()
             .all(|s| s["Action"] != "kms:*" || s["Sid"] == "AccountAdministersThroughIam"));
+        let ec2 = statements
+            .iter()
+            .find(|s| s["Sid"] == "InstanceVolumesThroughEc2")
+            .unwrap();
+        assert_eq!(
+            ec2["Condition"]["StringEquals"]["kms:ViaService"],
+            "ec2.eu-north-1.amazonaws.com"
+        );
+        assert_eq!(
+            ec2["Condition"]["StringEquals"]["kms:CallerAccount"],
+            "123456789012"
+        );
     }
 }

@@ -205,8 +205,39 @@ impl Handler<Scope> for LogGroupHandler {
             })
             .await;
         match made {
-            // The name carries the owner's hash: a create whose answer was lost.
-            Err(e) if e.code == "ResourceAlreadyExistsException" => {}
+            // The name carries the owner's hash: a create whose answer was lost, or a group
+            // this stack released earlier, claimed again by tagging it (a create's tags do not
+            // reach a group that exists).
+            Err(e) if e.code == "ResourceAlreadyExistsException" => {
+                let found = scope
+                    .api
+                    .call(SERVICE, "DescribeLogGroups", Effect::Read, || {
+                        scope
+                            .logs
+                            .describe_log_groups()
+                            .log_group_name_prefix(name)
+                            .send()
+                    })
+                    .await?;
+                let arn = found
+                    .log_groups()
+                    .iter()
+                    .find(|g| g.log_group_name() == Some(name))
+                    .and_then(arn_of)
+                    .unwrap_or_default()
+                    .to_owned();
+                scope
+                    .api
+                    .call(SERVICE, "TagResource", Effect::Idempotent, || {
+                        scope
+                            .logs
+                            .tag_resource()
+                            .resource_arn(&arn)
+                            .set_tags(Some(tags.clone()))
+                            .send()
+                    })
+                    .await?;
+            }
             other => {
                 other?;
             }

@@ -224,18 +224,41 @@ impl Handler<Scope> for TopicHandler {
             .into_iter()
             .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
             .collect();
-        let made = scope
-            .api
-            .call(SERVICE, "CreateTopic", Effect::Idempotent, || {
+        let create = |tags: Option<Vec<Tag>>| {
+            scope
+                .api
+                .call(SERVICE, "CreateTopic", Effect::Idempotent, move || {
+                    scope
+                        .sns
+                        .create_topic()
+                        .name(node.req("name"))
+                        .set_tags(tags.clone())
+                        .send()
+                })
+        };
+        let arn = match create(Some(tags.clone())).await {
+            Ok(made) => made.topic_arn().unwrap_or_default().to_owned(),
+            // A topic of this name (the owner's hash is in it) with other tags: one this stack
+            // released earlier. SNS answers with it when no tags are asked for; it is claimed
+            // again by tagging it.
+            Err(e) if e.code == "InvalidParameter" && e.message.to_lowercase().contains("tags") => {
+                let made = create(None).await?;
+                let arn = made.topic_arn().unwrap_or_default().to_owned();
                 scope
-                    .sns
-                    .create_topic()
-                    .name(node.req("name"))
-                    .set_tags(Some(tags.clone()))
-                    .send()
-            })
-            .await?;
-        let arn = made.topic_arn().unwrap_or_default().to_owned();
+                    .api
+                    .call(SERVICE, "TagResource", Effect::Idempotent, || {
+                        scope
+                            .sns
+                            .tag_resource()
+                            .resource_arn(&arn)
+                            .set_tags(Some(tags.clone()))
+                            .send()
+                    })
+                    .await?;
+                arn
+            }
+            Err(e) => return Err(e),
+        };
         if arn.is_empty() {
             return Err(AwsError::new(
                 SERVICE,

@@ -147,13 +147,24 @@ fn observed(s: &SecretListEntry) -> Option<Observed> {
         .prop("length", length)
         .prop("description", s.description().unwrap_or_default())
         .prop("arn", s.arn().unwrap_or_default())
-        .prop("kmsKey", s.kms_key_id().unwrap_or_default());
+        .prop("kmsKey", s.kms_key_id().unwrap_or_default())
+        .prop("currentVersion", current_version(s));
     if let Some(source) = tag(SOURCE_TAG) {
         o = o
             .prop("source", source)
             .prop("valueDigest", tag(DIGEST_TAG).unwrap_or_default());
     }
     Some(o)
+}
+
+/// The version AWS serves now (`AWSCURRENT`).
+fn current_version(s: &SecretListEntry) -> &str {
+    s.secret_versions_to_stages()
+        .into_iter()
+        .flatten()
+        .find(|(_, stages)| stages.iter().any(|st| st == "AWSCURRENT"))
+        .map(|(v, _)| v.as_str())
+        .unwrap_or_default()
 }
 
 /// The tag that records the generated value's length (the value itself is never read).
@@ -312,10 +323,33 @@ impl Handler<Scope> for SecretHandler {
         changes: &[FieldChange],
     ) -> Result<Option<Observed>, AwsError> {
         let changed = |f: &str| changes.iter().any(|c| c.field == f);
+        if changed("description") || changed("kmsKey") {
+            // First: a new key applies to the versions written from now on.
+            scope
+                .api
+                .call(SERVICE, "UpdateSecret", Effect::Idempotent, || {
+                    scope
+                        .secrets
+                        .update_secret()
+                        .secret_id(&current.id)
+                        .description(node.req("description"))
+                        .set_kms_key_id(node.str("kmsKey").map(str::to_owned))
+                        .send()
+                })
+                .await?;
+        }
         if let Some(r) = source_of(node).filter(|_| changed("source") || changed("valueDigest")) {
-            // A new version of the value (its token follows the digest: a repeat after a
-            // lost answer is the same version), then the tags that record it.
+            // A new version of the value, then the tags that record it. The token follows the
+            // value and the version it replaces: a repeat after a lost answer is the same
+            // version, and a value that comes back (A, B, A) is a new version, not the old one.
             let value = copied_value(scope, node, &r)?;
+            let token = scope.token(
+                node,
+                &format!(
+                    "value|{}",
+                    current.str("currentVersion").unwrap_or_default()
+                ),
+            );
             scope
                 .api
                 .call(SERVICE, "PutSecretValue", Effect::Idempotent, || {
@@ -324,7 +358,7 @@ impl Handler<Scope> for SecretHandler {
                         .put_secret_value()
                         .secret_id(&current.id)
                         .secret_string(value)
-                        .client_request_token(scope.token(node, "value"))
+                        .client_request_token(&token)
                         .send()
                 })
                 .await?;
@@ -336,21 +370,6 @@ impl Handler<Scope> for SecretHandler {
                         .tag_resource()
                         .secret_id(&current.id)
                         .set_tags(Some(value_tags(node)))
-                        .send()
-                })
-                .await?;
-        }
-        if changed("description") || changed("kmsKey") {
-            // A new key applies to the versions written from now on.
-            scope
-                .api
-                .call(SERVICE, "UpdateSecret", Effect::Idempotent, || {
-                    scope
-                        .secrets
-                        .update_secret()
-                        .secret_id(&current.id)
-                        .description(node.req("description"))
-                        .set_kms_key_id(node.str("kmsKey").map(str::to_owned))
                         .send()
                 })
                 .await?;

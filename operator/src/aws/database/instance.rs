@@ -100,9 +100,11 @@ fn observed(i: &DbInstance) -> Option<Observed> {
                     .unwrap_or_default(),
             )
             .refs(
+                // The stack's key too: the final snapshot needs it until the instance is gone.
                 [subnet_group, parameter_group]
                     .into_iter()
                     .chain(groups.iter().copied())
+                    .chain(i.kms_key_id())
                     .map(str::to_owned),
             )
             .readiness(readiness(i.db_instance_status().unwrap_or_default())),
