@@ -10,8 +10,8 @@ use crate::api::{WebStack, WebStackStatus};
 use crate::aws::client::Effect;
 use crate::aws::error::AwsError;
 use crate::aws::{
-    self, alarms, backend, cache, certificates, database, keys, logs, network, notify, registry,
-    secrets, Connect, ConnectError, Scope, StackRef,
+    self, alarms, backend, cache, cdn, certificates, database, keys, logs, network, notify,
+    registry, secrets, storage, Connect, ConnectError, Scope, StackRef,
 };
 use crate::engine::{
     ApplyOutcome, DestroyOutcome, Engine, EngineError, Event, EventKind, Graph, Node, NodeId,
@@ -242,9 +242,46 @@ pub fn desired_graph(
             .insert(r.id.role.clone(), Prop::Attr(r.id.clone(), "uri".into()));
         nodes.push(r);
     }
-    let served: Vec<String> = backend::ec2_tiers(spec)
+    let buckets = storage::desired(&me, spec);
+    for b in buckets.iter().filter(|b| b.id.role != storage::FRONTEND) {
+        let attr = |a: &str| Prop::Attr(b.id.clone(), a.to_owned());
+        let name = b.id.role.trim_start_matches("data-");
+        wiring.environment.insert(
+            format!("BUCKET_{}", name.to_ascii_uppercase().replace('-', "_")),
+            attr("name"),
+        );
+        wiring.buckets.push((attr("arn"), attr("objects")));
+    }
+    let mut served: Vec<String> = backend::ec2_tiers(spec)
         .filter_map(|t| t.load_balancer.certificate.clone())
         .collect();
+    // CloudFront reads its certificate in us-east-1: a stack elsewhere has a second one there.
+    let cdn_certificate = match spec.cdn.as_ref().and_then(|c| c.certificate.clone()) {
+        Some(name) if region == aws::GLOBAL_REGION => {
+            served.push(name.clone());
+            Some(certificates::id(&name))
+        }
+        Some(name) => {
+            nodes.extend(certificates::desired_global(
+                &me,
+                spec,
+                std::slice::from_ref(&name),
+            ));
+            Some(certificates::global_id(&name))
+        }
+        None => None,
+    };
+    let edge = cdn::desired(&me, spec, cdn_certificate.as_ref());
+    let distribution = edge.iter().any(|n| n.id == cdn::id()).then(cdn::id);
+    nodes.extend(edge);
+    nodes.extend(storage::policies(
+        &buckets,
+        &cdn::served_buckets(spec),
+        distribution.as_ref(),
+    ));
+    nodes.extend(buckets);
+    served.sort();
+    served.dedup();
     let certificates = certificates::desired(&me, spec, &served);
     wiring.certificates = certificates
         .iter()
@@ -286,19 +323,22 @@ pub fn desired_graph(
     Graph::new(nodes).map_err(|e| StackError::Engine(e.into()))
 }
 
-/// Data at rest under the stack's own key: the database, the cache, secrets, log groups and
-/// the instances' volumes (in their launch template's data).
+/// Data at rest under the stack's own key: the database, the cache, secrets, log groups,
+/// buckets that ask for KMS, and the instances' volumes (in their launch template's data).
 fn encrypt_with(nodes: &mut [Node], key: &NodeId) {
     let arn = || Prop::Attr(key.clone(), "arn".into());
     for n in nodes.iter_mut() {
         let kind = n.id.kind;
-        if [
-            database::DB_INSTANCE,
-            cache::REPLICATION_GROUP,
-            secrets::SECRET,
-            logs::LOG_GROUP,
-        ]
-        .contains(&kind)
+        let kms_bucket =
+            kind == storage::BUCKET && n.props.get("encryption") == Some(&Prop::from("aws:kms"));
+        if kms_bucket
+            || [
+                database::DB_INSTANCE,
+                cache::REPLICATION_GROUP,
+                secrets::SECRET,
+                logs::LOG_GROUP,
+            ]
+            .contains(&kind)
         {
             n.props.insert("kmsKey".into(), arn());
         } else if kind == backend::LAUNCH_TEMPLATE {
@@ -489,15 +529,24 @@ pub async fn destroy_by_tags(
 pub fn unsupported_tiers(stack: &WebStack) -> Vec<(&'static str, String)> {
     let s = &stack.spec;
     let mut out = Vec::new();
+    // A frontend on S3 is the storage area's, one of kind Tier a backend tier; in the cluster
+    // it waits for the in-cluster workloads.
     let frontend = s
         .frontend
         .as_ref()
-        .is_some_and(|f| f.kind != crate::api::FrontendKind::None);
+        .is_some_and(|f| f.kind == crate::api::FrontendKind::InCluster);
     for (present, tier, field) in [
         (frontend, "Frontend", "spec.frontend"),
-        (!s.buckets.is_empty(), "Storage", "spec.buckets"),
         (!s.tables.is_empty(), "Tables", "spec.tables"),
-        (s.cdn.is_some(), "Cdn", "spec.cdn"),
+        (
+            s.cdn.as_ref().is_some_and(|c| {
+                std::iter::once(&c.default_origin)
+                    .chain(c.behaviors.iter().map(|b| &b.origin))
+                    .any(|o| o == "http-api")
+            }),
+            "Cdn",
+            "spec.cdn",
+        ),
         (s.dns.is_some(), "Dns", "spec.dns"),
         (
             s.identity
@@ -522,6 +571,7 @@ pub fn unsupported_tiers(stack: &WebStack) -> Vec<(&'static str, String)> {
     out.extend(alarms::unsupported(s));
     let served: Vec<&String> = backend::ec2_tiers(s)
         .filter_map(|t| t.load_balancer.certificate.as_ref())
+        .chain(s.cdn.iter().filter_map(|c| c.certificate.as_ref()))
         .collect();
     for (i, c) in s.certificates.iter().enumerate() {
         if !served.contains(&&c.name) {
@@ -688,23 +738,25 @@ mod tests {
         serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
-    /// The application tier is built in full: what the four reference examples still miss is
-    /// the edge (buckets, the CDN and its certificate and alarm, DNS) and nothing else.
+    /// The application tier, buckets and the CDN are built in full: what the four reference
+    /// examples still miss is DNS and the CDN's alarm, nothing else.
     #[test]
-    fn the_reference_examples_miss_only_the_edge() {
-        let edge = ["Frontend", "Storage", "Cdn", "Dns", "Certificates"];
+    fn the_reference_examples_miss_only_dns_and_the_cdn_alarm() {
         for file in [
             "starttech.yaml",
             "multi-az-mysql.yaml",
             "stockholm-two-tier.yaml",
             "tekamolo.yaml",
         ] {
-            let missing = unsupported_tiers(&example(file));
-            assert!(!missing.is_empty(), "{file}");
-            for (tier, field) in &missing {
-                assert!(edge.contains(tier), "{file}: {tier} ({field})");
+            for (tier, field) in &unsupported_tiers(&example(file)) {
+                assert!(
+                    *tier == "Dns" || field.starts_with("spec.monitoring.alarms"),
+                    "{file}: {tier} ({field})"
+                );
             }
         }
+        assert!(unsupported_tiers(&example("starttech.yaml")).is_empty());
+        assert!(unsupported_tiers(&example("multi-az-mysql.yaml")).is_empty());
         // The fifth waits for the serverless tier as well.
         let serverless = unsupported_tiers(&example("fargate-serverless.yaml"));
         assert!(serverless.iter().any(|(t, _)| *t == "Functions"));

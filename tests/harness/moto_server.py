@@ -5,7 +5,9 @@ relies on filled in the way AWS behaves, at the emulator's pace (everything comp
   and cache subnet groups that can be deleted (moto lacks the operation);
 - CloudWatch in the protocol the AWS SDK for Rust speaks (Smithy RPC v2 CBOR; moto serves
   only JSON 1.0 and query): requests are translated to JSON 1.0 and the answers back to CBOR,
-  typed by botocore's model of the service.
+  typed by botocore's model of the service;
+- S3's GetBucketVersioning answered under the root element AWS uses (`VersioningConfiguration`;
+  moto writes `GetBucketVersioningResponse`, which the AWS SDK for Rust refuses to parse).
 Run as `moto_server.py -H HOST -p PORT`."""
 
 import base64
@@ -26,6 +28,7 @@ from moto.core.responses import ActionResult, EmptyResult
 from moto.elasticache.exceptions import CacheSubnetGroupNotFound, ElastiCacheException
 from moto.elasticache.models import ElastiCacheBackend
 from moto.elasticache.responses import ElastiCacheResponse
+from moto.s3.responses import S3Response
 from moto.server import main
 
 
@@ -93,6 +96,17 @@ def delete_cache_subnet_group(self):
     return EmptyResult()
 
 
+_get_bucket_versioning = S3Response.get_bucket_versioning
+
+
+def get_bucket_versioning(self):
+    status, headers, body = _get_bucket_versioning(self)
+    if isinstance(body, bytes):
+        body = body.decode()
+    return status, headers, body.replace("GetBucketVersioningResponse", "VersioningConfiguration")
+
+
+S3Response.get_bucket_versioning = get_bucket_versioning
 ElastiCacheBackend.delete_replication_group = delete_replication_group
 ElastiCacheResponse.delete_cache_subnet_group = delete_cache_subnet_group
 AutoScalingResponse.start_instance_refresh = start_instance_refresh

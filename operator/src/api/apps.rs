@@ -64,9 +64,15 @@ pub struct StaticSite {
     #[serde(default)]
     pub encryption: BucketEncryption,
 
-    /// Lifecycle rules, such as expiring old versions.
+    /// Lifecycle rules, such as expiring old versions. Defaults to expiring replaced versions
+    /// after 30 days (when versioned) and unfinished uploads after 7.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<Lifecycle>,
+
+    /// Delete the site's objects with the stack. Defaults to false: a stack whose bucket still
+    /// holds objects stops deleting and names the bucket.
+    #[serde(default)]
+    pub delete_objects: bool,
 }
 
 pub(crate) fn yes() -> bool {
@@ -136,12 +142,18 @@ pub struct BucketSpec {
     #[serde(default)]
     pub encryption: BucketEncryption,
 
-    /// Lifecycle rules.
+    /// Lifecycle rules. Defaults to aborting unfinished uploads after 7 days.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<Lifecycle>,
 
+    /// Delete the bucket's objects with the stack. Defaults to false: a stack whose bucket
+    /// still holds objects stops deleting and names the bucket.
+    #[serde(default)]
+    pub delete_objects: bool,
+
     /// Browsers may upload or read directly from these origins (for presigned URLs), such as
-    /// `https://example.com`.
+    /// `https://example.com`. Defaults to the stack's own origins (`https://` and each CDN
+    /// alias).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16), inner(length(max = 253), regex(pattern = super::patterns::ORIGIN)))]
     pub cors_origins: Vec<String>,

@@ -21,29 +21,62 @@ use crate::engine::{
 };
 
 pub const CERTIFICATE: Kind = Kind("Certificate");
+/// A certificate CloudFront serves: issued in [`super::GLOBAL_REGION`]. In that region the
+/// stack's certificates are all of the first kind.
+pub const CDN_CERTIFICATE: Kind = Kind("CdnCertificate");
 
 /// Every kind of this area.
-pub const KINDS: &[Kind] = &[CERTIFICATE];
+pub const KINDS: &[Kind] = &[CERTIFICATE, CDN_CERTIFICATE];
 
 const TIER: &str = "certificates";
+const CDN_TIER: &str = "cdn-certificates";
 const SERVICE: &str = "acm";
 
-/// Adds the certificate kind to an engine.
+/// Adds the certificate kinds to an engine.
 pub fn register(engine: Engine<Scope>) -> Engine<Scope> {
     engine
-        .observer(CertificateObserver)
-        .handler(CertificateHandler)
+        .observer(CertificateObserver { global: false })
+        .observer(CertificateObserver { global: true })
+        .handler(CertificateHandler { global: false })
+        .handler(CertificateHandler { global: true })
+}
+
+/// Where a certificate of the kind lives.
+fn kind_of(global: bool) -> Kind {
+    if global {
+        CDN_CERTIFICATE
+    } else {
+        CERTIFICATE
+    }
+}
+
+fn client(scope: &Scope, global: bool) -> &aws_sdk_acm::Client {
+    if global {
+        &scope.acm_global
+    } else {
+        &scope.acm
+    }
 }
 
 /// The node of each certificate in `names` (the ones something in the stack's region serves).
 pub fn desired(stack: &StackRef, spec: &WebStackSpec, names: &[String]) -> Vec<Node> {
+    nodes(stack, spec, names, false)
+}
+
+/// The nodes of the certificates in `names` that CloudFront serves, for a stack outside
+/// [`super::GLOBAL_REGION`].
+pub fn desired_global(stack: &StackRef, spec: &WebStackSpec, names: &[String]) -> Vec<Node> {
+    nodes(stack, spec, names, true)
+}
+
+fn nodes(stack: &StackRef, spec: &WebStackSpec, names: &[String], global: bool) -> Vec<Node> {
     spec.certificates
         .iter()
         .filter(|c| names.contains(&c.name))
         .map(|c| {
             Node::new(
-                CERTIFICATE,
-                TIER,
+                kind_of(global),
+                if global { CDN_TIER } else { TIER },
                 c.name.as_str(),
                 format!("{}-{}", stack.name, c.name),
             )
@@ -58,6 +91,11 @@ pub fn id(name: &str) -> NodeId {
     NodeId::new(CERTIFICATE, name)
 }
 
+/// The node id of a certificate CloudFront serves, for a stack outside the global region.
+pub fn global_id(name: &str) -> NodeId {
+    NodeId::new(CDN_CERTIFICATE, name)
+}
+
 fn readiness(status: Option<&CertificateStatus>) -> Readiness {
     match status {
         Some(CertificateStatus::Issued) | None => Readiness::Ready,
@@ -70,10 +108,10 @@ fn readiness(status: Option<&CertificateStatus>) -> Readiness {
 
 /// A certificate's names never change: the digest of the alternative names recorded in its
 /// tags at creation stands for them (listings do not always carry them).
-fn observed(c: &CertificateSummary, o: Ownership, names: Option<String>) -> Observed {
+fn observed(kind: Kind, c: &CertificateSummary, o: Ownership, names: Option<String>) -> Observed {
     let domain = c.domain_name().unwrap_or_default();
     Observed::new(
-        CERTIFICATE,
+        kind,
         o.stack,
         o.role,
         c.certificate_arn().unwrap_or_default(),
@@ -85,13 +123,16 @@ fn observed(c: &CertificateSummary, o: Ownership, names: Option<String>) -> Obse
 }
 
 /// ACM's tag reader: one `ListTagsForCertificate` per certificate never seen before.
-async fn read_tags(scope: &Scope, arns: Vec<String>) -> Result<HashMap<String, Tags>, AwsError> {
+async fn read_tags(
+    scope: &Scope,
+    global: bool,
+    arns: Vec<String>,
+) -> Result<HashMap<String, Tags>, AwsError> {
     read_each(arns, |arn| async move {
         let r = scope
             .api
             .call(SERVICE, "ListTagsForCertificate", Effect::Read, || {
-                scope
-                    .acm
+                client(scope, global)
                     .list_tags_for_certificate()
                     .certificate_arn(&arn)
                     .send()
@@ -107,20 +148,35 @@ async fn read_tags(scope: &Scope, arns: Vec<String>) -> Result<HashMap<String, T
     .await
 }
 
-pub struct CertificateObserver;
+pub struct CertificateObserver {
+    global: bool,
+}
 
 #[async_trait]
 impl Observer<Scope> for CertificateObserver {
     fn kinds(&self) -> &'static [Kind] {
-        &[CERTIFICATE]
+        if self.global {
+            &[CDN_CERTIFICATE]
+        } else {
+            &[CERTIFICATE]
+        }
     }
 
     async fn observe(&self, scope: &Scope, selector: &Selector) -> Result<Vec<Observed>, AwsError> {
+        // In the global region both kinds are read from the regional listing.
+        if self.global && scope.region == super::GLOBAL_REGION {
+            return Ok(Vec::new());
+        }
         let certificates: Vec<CertificateSummary> = pages(
             scope,
             SERVICE,
             "ListCertificates",
-            |token| scope.acm.list_certificates().set_next_token(token).send(),
+            |token| {
+                client(scope, self.global)
+                    .list_certificates()
+                    .set_next_token(token)
+                    .send()
+            },
             ListCertificatesOutput::next_token,
         )
         .await?
@@ -132,7 +188,7 @@ impl Observer<Scope> for CertificateObserver {
             selector,
             certificates,
             CertificateSummary::certificate_arn,
-            |arns| read_tags(scope, arns),
+            |arns| read_tags(scope, self.global, arns),
         )
         .await?;
         Ok(owned
@@ -143,22 +199,27 @@ impl Observer<Scope> for CertificateObserver {
                     .tags
                     .get(c.certificate_arn().unwrap_or_default())
                     .unwrap_or_default();
+                let cdn = tags
+                    .iter()
+                    .any(|(k, v)| k == COMPONENT_TAG && v.starts_with(&format!("{CDN_TIER}/")));
                 let names = tags
                     .into_iter()
                     .find(|(k, _)| k == DIGEST_TAG)
                     .map(|(_, v)| v);
-                observed(&c, o, names)
+                observed(kind_of(cdn), &c, o, names)
             })
             .collect())
     }
 }
 
-pub struct CertificateHandler;
+pub struct CertificateHandler {
+    global: bool,
+}
 
 #[async_trait]
 impl Handler<Scope> for CertificateHandler {
     fn kind(&self) -> Kind {
-        CERTIFICATE
+        kind_of(self.global)
     }
 
     fn replacement(&self) -> Replacement {
@@ -181,8 +242,7 @@ impl Handler<Scope> for CertificateHandler {
         let out = scope
             .api
             .call(SERVICE, "RequestCertificate", Effect::Idempotent, || {
-                scope
-                    .acm
+                client(scope, self.global)
                     .request_certificate()
                     .domain_name(node.req("domain"))
                     .set_subject_alternative_names((!names.is_empty()).then(|| names.clone()))
@@ -204,8 +264,7 @@ impl Handler<Scope> for CertificateHandler {
         scope
             .api
             .call(SERVICE, "DeleteCertificate", Effect::Idempotent, || {
-                scope
-                    .acm
+                client(scope, self.global)
                     .delete_certificate()
                     .certificate_arn(&current.id)
                     .send()
@@ -228,8 +287,7 @@ impl Handler<Scope> for CertificateHandler {
         let read = scope
             .api
             .call(SERVICE, "DescribeCertificate", Effect::Read, || {
-                scope
-                    .acm
+                client(scope, self.global)
                     .describe_certificate()
                     .certificate_arn(&current.id)
                     .send()
@@ -257,8 +315,7 @@ impl Handler<Scope> for CertificateHandler {
                     "RemoveTagsFromCertificate",
                     Effect::Idempotent,
                     || {
-                        scope
-                            .acm
+                        client(scope, self.global)
                             .remove_tags_from_certificate()
                             .certificate_arn(&o.id)
                             .set_tags(Some(keys.clone()))

@@ -182,6 +182,22 @@ impl AwsError {
         }
     }
 
+    /// A request the operator could not build from the desired properties (a builder refused
+    /// them): a defect, never retried.
+    pub fn invalid(
+        service: &'static str,
+        operation: &'static str,
+        error: impl std::fmt::Display,
+    ) -> Self {
+        AwsError::new(
+            service,
+            operation,
+            "InvalidRequest",
+            error.to_string(),
+            ErrorClass::Permanent,
+        )
+    }
+
     /// Classifies an SDK error. Codes ending in `NotFound` (EC2's `InvalidVpcID.NotFound`,
     /// `InvalidAllocationID.NotFound`, ...) mean the resource is gone.
     pub fn from_sdk<E>(

@@ -5,6 +5,7 @@
 pub mod alarms;
 pub mod backend;
 pub mod cache;
+pub mod cdn;
 pub mod certificates;
 pub mod client;
 pub mod database;
@@ -16,6 +17,7 @@ pub mod network;
 pub mod notify;
 pub mod registry;
 pub mod secrets;
+pub mod storage;
 pub mod tags;
 
 use std::collections::{BTreeMap, HashMap};
@@ -101,10 +103,15 @@ pub struct Scope {
     pub sns: aws_sdk_sns::Client,
     pub kms: aws_sdk_kms::Client,
     pub sts: aws_sdk_sts::Client,
+    pub s3: aws_sdk_s3::Client,
     /// Values from outside the spec (Kubernetes Secrets) that handlers hand to AWS.
     pub inputs: Arc<crate::inputs::Inputs>,
-    /// IAM is global: its client reaches [`GLOBAL_REGION`].
+    /// IAM, CloudFront and Route 53 are global: their clients reach [`GLOBAL_REGION`].
     pub iam: aws_sdk_iam::Client,
+    pub cloudfront: aws_sdk_cloudfront::Client,
+    pub route53: aws_sdk_route53::Client,
+    /// ACM in [`GLOBAL_REGION`], where CloudFront reads certificates.
+    pub acm_global: aws_sdk_acm::Client,
     /// The configuration the clients were built from, for clients of other services and
     /// regions.
     config: SdkConfig,
@@ -215,6 +222,10 @@ impl Scope {
         api: Arc<AwsApi>,
         user_tags: BTreeMap<String, String>,
     ) -> Self {
+        let global = config
+            .to_builder()
+            .region(Region::new(GLOBAL_REGION))
+            .build();
         Scope {
             region: config.region().map(|r| r.to_string()).unwrap_or_default(),
             ec2: aws_sdk_ec2::Client::new(config),
@@ -231,12 +242,11 @@ impl Scope {
             sns: aws_sdk_sns::Client::new(config),
             kms: aws_sdk_kms::Client::new(config),
             sts: aws_sdk_sts::Client::new(config),
-            iam: aws_sdk_iam::Client::new(
-                &config
-                    .to_builder()
-                    .region(Region::new(GLOBAL_REGION))
-                    .build(),
-            ),
+            s3: aws_sdk_s3::Client::new(config),
+            iam: aws_sdk_iam::Client::new(&global),
+            cloudfront: aws_sdk_cloudfront::Client::new(&global),
+            route53: aws_sdk_route53::Client::new(&global),
+            acm_global: aws_sdk_acm::Client::new(&global),
             config: config.clone(),
             inputs: Arc::default(),
             stack,
@@ -345,7 +355,8 @@ pub fn engine() -> Engine<Scope> {
     let engine = cache::register(registry::register(engine));
     let engine = logs::register(secrets::register(engine));
     let engine = alarms::register(notify::register(engine));
-    let engine = keys::register(engine);
+    let engine = storage::register(keys::register(engine));
+    let engine = cdn::register(engine);
     database::register(engine)
 }
 

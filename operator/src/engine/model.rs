@@ -75,6 +75,8 @@ pub enum Prop {
     /// A structured value whose members may be references (a launch template's data, with
     /// its security groups and the database's endpoint in the environment).
     Map(BTreeMap<String, Prop>),
+    /// A list whose members may be references (a policy's statements and resources).
+    List(Vec<Prop>),
 }
 
 impl Prop {
@@ -84,6 +86,7 @@ impl Prop {
             Prop::Ref(id) | Prop::Attr(id, _) => out.push(id.clone()),
             Prop::Refs(ids) => out.extend(ids.iter().cloned()),
             Prop::Map(map) => map.values().for_each(|p| p.references(out)),
+            Prop::List(items) => items.iter().for_each(|p| p.references(out)),
             Prop::Value(_) => {}
         }
     }
@@ -128,6 +131,23 @@ impl From<NodeId> for Prop {
 impl From<BTreeMap<String, Prop>> for Prop {
     fn from(v: BTreeMap<String, Prop>) -> Self {
         Prop::Map(v)
+    }
+}
+
+impl From<Vec<Prop>> for Prop {
+    fn from(v: Vec<Prop>) -> Self {
+        Prop::List(v)
+    }
+}
+
+impl<const N: usize> From<[(&str, Prop); N]> for Prop {
+    fn from(entries: [(&str, Prop); N]) -> Self {
+        Prop::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        )
     }
 }
 

@@ -185,6 +185,7 @@ pub fn missing_attributes(node: &Node, known: &HashMap<NodeId, Observed>) -> Vec
                 }
             }
             Prop::Map(map) => map.values().for_each(|p| walk(p, known, out)),
+            Prop::List(items) => items.iter().for_each(|p| walk(p, known, out)),
             _ => {}
         }
     }
@@ -214,6 +215,12 @@ fn resolve_prop(p: &Prop, known: &HashMap<NodeId, Observed>, complete: &mut bool
         Prop::Map(map) => Value::Object(
             map.iter()
                 .map(|(k, p)| (k.clone(), resolve_prop(p, known, complete)))
+                .collect(),
+        ),
+        Prop::List(items) => Value::Array(
+            items
+                .iter()
+                .map(|p| resolve_prop(p, known, complete))
                 .collect(),
         ),
     }

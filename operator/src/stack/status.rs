@@ -14,8 +14,14 @@ fn tier_of(id: &NodeId) -> &'static str {
     if id.kind == crate::aws::secrets::SECRET && id.role == crate::aws::secrets::EXTERNAL_DATABASE {
         return "Database";
     }
+    if crate::aws::storage::KINDS.contains(&id.kind) {
+        return match id.role == crate::aws::storage::FRONTEND {
+            true => "Frontend",
+            false => "Storage",
+        };
+    }
     use crate::aws::{
-        alarms, backend, cache, certificates, database, keys, logs, notify, registry, secrets,
+        alarms, backend, cache, cdn, certificates, database, keys, logs, notify, registry, secrets,
     };
     [
         (logs::KINDS, "Monitoring"),
@@ -28,6 +34,7 @@ fn tier_of(id: &NodeId) -> &'static str {
         (registry::KINDS, "Registry"),
         (backend::KINDS, "Backend"),
         (certificates::KINDS, "Certificates"),
+        (cdn::KINDS, "Cdn"),
     ]
     .into_iter()
     .find(|(kinds, _)| kinds.contains(&id.kind))
@@ -195,8 +202,28 @@ pub fn status_from(
     {
         tiers.insert("Identity", Vec::new());
     }
-    if crate::aws::backend::ec2_tiers(&stack.spec).any(|t| t.load_balancer.certificate.is_some()) {
+    if crate::aws::backend::ec2_tiers(&stack.spec).any(|t| t.load_balancer.certificate.is_some())
+        || stack
+            .spec
+            .cdn
+            .as_ref()
+            .is_some_and(|c| c.certificate.is_some())
+    {
         tiers.insert("Certificates", Vec::new());
+    }
+    if stack
+        .spec
+        .frontend
+        .as_ref()
+        .is_some_and(|f| f.kind == crate::api::FrontendKind::S3)
+    {
+        tiers.insert("Frontend", Vec::new());
+    }
+    if !stack.spec.buckets.is_empty() {
+        tiers.insert("Storage", Vec::new());
+    }
+    if stack.spec.cdn.is_some() {
+        tiers.insert("Cdn", Vec::new());
     }
     // Problems of the tiers built, and the parts of them not built yet.
     let mut not_built: BTreeMap<&str, Vec<&str>> = BTreeMap::new();

@@ -144,6 +144,9 @@ pub struct Wiring {
     /// Repositories (ARNs) the instances may pull from, and their URIs by spec name.
     pub repositories: Vec<Prop>,
     pub repository_uris: BTreeMap<String, Prop>,
+    /// Data buckets (their ARNs and their objects' ARN patterns, as references) the
+    /// applications read and write.
+    pub buckets: Vec<(Prop, Prop)>,
     /// Certificates by their spec name.
     pub certificates: BTreeMap<String, NodeId>,
     /// The log group of each tier (its node and name): the tier's instances write it.
@@ -483,6 +486,18 @@ fn policy(region: &str, tier: &TierSpec, wiring: &Wiring) -> Prop {
             "ReadOwnSecrets",
             &["secretsmanager:GetSecretValue"],
             list(wiring.secrets.clone()),
+        ));
+    }
+    if !wiring.buckets.is_empty() {
+        statements.push(statement(
+            "ListOwnBuckets",
+            &["s3:ListBucket"],
+            list(wiring.buckets.iter().map(|(b, _)| b.clone()).collect()),
+        ));
+        statements.push(statement(
+            "ReadWriteOwnObjects",
+            &["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            list(wiring.buckets.iter().map(|(_, o)| o.clone()).collect()),
         ));
     }
     if let Some((_, g)) = wiring.log_groups.get(&tier.name) {

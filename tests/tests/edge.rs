@@ -1,0 +1,336 @@
+//! The edge tier against the emulator, checked through AWS's own Get and List calls: private
+//! buckets readable by the stack's distribution alone, the distribution's origins and ordered
+//! behaviours, certificates in us-east-1, the hosted zone and its alias records; re-apply
+//! writes nothing; drift is found and undone; destroy leaves nothing.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use webstack::engine::Silent;
+use webstack::stack;
+use webstack_tests::*;
+
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+fn condition(status: &webstack::api::WebStackStatus, type_: &str) -> String {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.status.clone())
+        .unwrap_or_else(|| panic!("no {type_} in {:?}", status.conditions))
+}
+
+/// The stack's buckets by the role in their component tag.
+async fn buckets(s3: &aws_sdk_s3::Client, stack: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for b in s3.list_buckets().send().await.unwrap().buckets() {
+        let name = b.name().unwrap().to_owned();
+        let Ok(tags) = s3.get_bucket_tagging().bucket(&name).send().await else {
+            continue;
+        };
+        let tag = |k: &str| {
+            tags.tag_set()
+                .iter()
+                .find(|t| t.key() == k)
+                .map(|t| t.value().to_owned())
+        };
+        if tag("webstack.io/stack").as_deref() == Some(stack) {
+            let component = tag("webstack.io/component").unwrap_or_default();
+            out.push((component, name));
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn distributions(
+    cf: &aws_sdk_cloudfront::Client,
+) -> Vec<aws_sdk_cloudfront::types::DistributionSummary> {
+    cf.list_distributions()
+        .send()
+        .await
+        .unwrap()
+        .distribution_list()
+        .map(|l| l.items().to_vec())
+        .unwrap_or_default()
+}
+
+/// Reference 000: the React build and the uploads in private buckets, both served by the
+/// stack's distribution (the API under `/api/*`, uncached), readable by it alone; versioned,
+/// encrypted, old versions expiring; re-apply writes nothing; a bucket holding objects stops
+/// the destroy and names the field that lets them go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_000_buckets_are_private_and_served_by_the_stacks_distribution_alone() {
+    let moto = Moto::start();
+    let (connect, api) = connect(&moto.url());
+    let region = "eu-central-1";
+    let config = sdk_config(&moto.url(), region).await;
+    let s3 = aws_sdk_s3::Client::new(&config);
+    let cf = aws_sdk_cloudfront::Client::new(&sdk_config(&moto.url(), "us-east-1").await);
+
+    let ws = example("multi-az-mysql.yaml", "mysql");
+    let p = stack::prepare_with(ws.clone(), &connect, example_secrets())
+        .await
+        .unwrap();
+    let outcome = p.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
+    let status = p.status(&outcome, None);
+    assert_eq!(condition(&status, "Ready"), "True", "{status:?}");
+    assert_eq!(condition(&status, "FrontendReady"), "True");
+    assert_eq!(condition(&status, "StorageReady"), "True");
+    assert_eq!(condition(&status, "CdnReady"), "True");
+
+    let found = buckets(&s3, "default/mysql").await;
+    assert_eq!(
+        found.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(),
+        ["frontend/frontend", "storage/data-uploads"]
+    );
+    let dists = distributions(&cf).await;
+    assert_eq!(dists.len(), 1);
+    let d = &dists[0];
+    for (_, name) in &found {
+        let block = s3
+            .get_public_access_block()
+            .bucket(name)
+            .send()
+            .await
+            .unwrap();
+        let c = block.public_access_block_configuration().unwrap();
+        assert_eq!(
+            (
+                c.block_public_acls(),
+                c.ignore_public_acls(),
+                c.block_public_policy(),
+                c.restrict_public_buckets()
+            ),
+            (Some(true), Some(true), Some(true), Some(true)),
+            "{name}"
+        );
+        let ownership = s3
+            .get_bucket_ownership_controls()
+            .bucket(name)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            ownership.ownership_controls().unwrap().rules()[0]
+                .object_ownership()
+                .as_str(),
+            "BucketOwnerEnforced"
+        );
+        let versioning = s3
+            .get_bucket_versioning()
+            .bucket(name)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(versioning.status().map(|s| s.as_str()), Some("Enabled"));
+        let encryption = s3
+            .get_bucket_encryption()
+            .bucket(name)
+            .send()
+            .await
+            .unwrap();
+        let rule = &encryption
+            .server_side_encryption_configuration()
+            .unwrap()
+            .rules()[0];
+        assert_eq!(
+            rule.apply_server_side_encryption_by_default()
+                .unwrap()
+                .sse_algorithm()
+                .as_str(),
+            "AES256"
+        );
+        let lifecycle = s3
+            .get_bucket_lifecycle_configuration()
+            .bucket(name)
+            .send()
+            .await
+            .unwrap();
+        let rule = &lifecycle.rules()[0];
+        assert_eq!(
+            rule.abort_incomplete_multipart_upload()
+                .and_then(|a| a.days_after_initiation()),
+            Some(7)
+        );
+        // The policy: plain HTTP refused; reads by this distribution and nobody else.
+        let policy: Value = serde_json::from_str(
+            s3.get_bucket_policy()
+                .bucket(name)
+                .send()
+                .await
+                .unwrap()
+                .policy()
+                .unwrap(),
+        )
+        .unwrap();
+        let statements = policy["Statement"].as_array().unwrap();
+        assert_eq!(statements[0]["Effect"], "Deny");
+        assert_eq!(
+            statements[0]["Condition"]["Bool"]["aws:SecureTransport"],
+            "false"
+        );
+        let allows: Vec<&Value> = statements
+            .iter()
+            .filter(|s| s["Effect"] == "Allow")
+            .collect();
+        assert_eq!(allows.len(), 1, "{policy}");
+        assert_eq!(
+            allows[0]["Principal"],
+            json!({"Service": "cloudfront.amazonaws.com"})
+        );
+        assert_eq!(allows[0]["Action"], "s3:GetObject");
+        assert_eq!(allows[0]["Resource"], format!("arn:aws:s3:::{name}/*"));
+        assert_eq!(
+            allows[0]["Condition"]["StringEquals"]["AWS:SourceArn"],
+            d.arn()
+        );
+    }
+    let site = &found[0].1;
+    let lifecycle = s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(site)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        lifecycle.rules()[0]
+            .noncurrent_version_expiration()
+            .and_then(|n| n.noncurrent_days()),
+        Some(30)
+    );
+
+    // The distribution: the site for everything, the API uncached under /api/*, the uploads
+    // under /uploads/*, in the spec's order; HTTPS only; the SPA's routes answered with its
+    // index page.
+    let config = cf
+        .get_distribution_config()
+        .id(d.id())
+        .send()
+        .await
+        .unwrap()
+        .distribution_config()
+        .unwrap()
+        .clone();
+    let origins = config.origins().unwrap().items();
+    assert_eq!(origins.len(), 3);
+    let origin = |id: &str| origins.iter().find(|o| o.id() == id).unwrap().clone();
+    assert_eq!(
+        origin("bucket-frontend").domain_name(),
+        format!("{site}.s3.{region}.amazonaws.com")
+    );
+    let lb = &status.outputs.as_ref().unwrap().tiers["api"].load_balancer_dns;
+    assert_eq!(origin("tier-api").domain_name(), lb);
+    let default = config.default_cache_behavior().unwrap();
+    assert_eq!(default.target_origin_id(), "bucket-frontend");
+    assert_eq!(
+        default.viewer_protocol_policy().as_str(),
+        "redirect-to-https"
+    );
+    let behaviors = config.cache_behaviors().unwrap().items();
+    let paths: Vec<(&str, &str)> = behaviors
+        .iter()
+        .map(|b| (b.path_pattern(), b.target_origin_id()))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ("/api/*", "tier-api"),
+            ("/uploads/*", "bucket-data-uploads")
+        ]
+    );
+    assert_eq!(
+        behaviors[0].cache_policy_id(),
+        Some(webstack::aws::cdn::config::CACHING_DISABLED)
+    );
+    assert!(behaviors[0]
+        .allowed_methods()
+        .unwrap()
+        .items()
+        .contains(&aws_sdk_cloudfront::types::Method::Post));
+    assert_eq!(config.default_root_object(), Some("index.html"));
+    let errors: Vec<(i32, Option<&str>, Option<&str>)> = config
+        .custom_error_responses()
+        .unwrap()
+        .items()
+        .iter()
+        .map(|e| (e.error_code(), e.response_code(), e.response_page_path()))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            (403, Some("200"), Some("/index.html")),
+            (404, Some("200"), Some("/index.html"))
+        ]
+    );
+
+    // The plan is empty; re-apply writes nothing.
+    let plan = p.plan().await.unwrap();
+    assert!(plan.is_empty(), "{:#?}", plan.changes);
+    let before = api.counts();
+    let again = p.apply_once(&Silent).await.unwrap();
+    assert!(again.is_ready());
+    let writes = api.counts().difference(&before).mutating();
+    assert!(writes.is_empty(), "re-apply wrote: {writes:?}");
+
+    // A site that holds objects: destroy stops at its bucket and says how to let them go.
+    // (The emulator speaks plain HTTP and applies the policy's refusal of it to object
+    // writes: the object is written with the policy set aside.)
+    s3.delete_bucket_policy().bucket(site).send().await.unwrap();
+    s3.put_object()
+        .bucket(site)
+        .key("index.html")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(
+            b"<html></html>",
+        ))
+        .send()
+        .await
+        .unwrap();
+    let stopped = p.destroy_until_gone(TIMEOUT, &Silent).await.unwrap();
+    let failure = stopped
+        .failures
+        .iter()
+        .find(|f| f.id == *site)
+        .unwrap_or_else(|| panic!("{:?}", stopped.failures));
+    assert!(!failure.retryable);
+    assert!(
+        failure.error.contains("spec.frontend.s3.deleteObjects"),
+        "{}",
+        failure.error
+    );
+    assert!(s3.head_bucket().bucket(site).send().await.is_ok());
+    assert!(
+        distributions(&cf).await.is_empty(),
+        "the distribution went before its origins"
+    );
+
+    let mut letting_go = ws.clone();
+    letting_go
+        .spec
+        .frontend
+        .as_mut()
+        .unwrap()
+        .s3
+        .as_mut()
+        .unwrap()
+        .delete_objects = true;
+    letting_go
+        .spec
+        .database
+        .as_mut()
+        .unwrap()
+        .rds
+        .as_mut()
+        .unwrap()
+        .deletion_protection = false;
+    let p = stack::prepare_with(letting_go, &connect, example_secrets())
+        .await
+        .unwrap();
+    // The spec's word is recorded with the bucket first (a destroy by tags reads it there).
+    p.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
+    let done = p.destroy_until_gone(TIMEOUT, &Silent).await.unwrap();
+    assert!(done.failures.is_empty(), "{:?}", done.failures);
+    assert!(buckets(&s3, "default/mysql").await.is_empty());
+    assert!(distributions(&cf).await.is_empty());
+}
