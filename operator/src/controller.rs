@@ -350,6 +350,7 @@ mod tests {
                 node,
                 id: "db-1".into(),
                 state: "creating".into(),
+                props: Default::default(),
             },
         );
         assert_eq!(next_look(&settling, retry, resync), retry);

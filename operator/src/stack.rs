@@ -10,7 +10,7 @@ use crate::api::{WebStack, WebStackStatus};
 use crate::aws::client::Effect;
 use crate::aws::error::AwsError;
 use crate::aws::{
-    self, alarms, backend, cache, cdn, certificates, database, keys, logs, network, notify,
+    self, alarms, backend, cache, cdn, certificates, database, dns, keys, logs, network, notify,
     registry, secrets, storage, Connect, ConnectError, Scope, StackRef,
 };
 use crate::engine::{
@@ -145,6 +145,7 @@ pub fn desired_graph(
     zones: &[String],
     images: &BTreeMap<String, String>,
     inputs: &Inputs,
+    existing_zone: Option<&str>,
 ) -> Result<Graph, StackError> {
     let spec = &stack.spec;
     let name = stack.metadata.name.as_deref().unwrap_or_default();
@@ -288,6 +289,24 @@ pub fn desired_graph(
         .map(|n| (n.id.role.clone(), n.id.clone()))
         .collect();
     nodes.extend(certificates);
+    let covered = |kind| {
+        nodes
+            .iter()
+            .filter(move |n| n.id.kind == kind)
+            .filter_map(|n| {
+                let c = spec.certificates.iter().find(|c| c.name == n.id.role)?;
+                let mut names = vec![c.domain.clone()];
+                names.extend(c.subject_alternative_names.iter().cloned());
+                Some((n.id.clone(), names))
+            })
+    };
+    let targets = dns::Targets {
+        cdn: distribution.clone(),
+        certificates: covered(certificates::CERTIFICATE)
+            .chain(covered(certificates::CDN_CERTIFICATE))
+            .collect(),
+    };
+    nodes.extend(dns::desired(&me, spec, existing_zone, &targets));
     let tiers: Vec<String> = backend::ec2_tiers(spec).map(|t| t.name.clone()).collect();
     for group in logs::desired(&me, spec, &tiers) {
         let name = group.props["name"].clone();
@@ -473,7 +492,7 @@ pub async fn prepare_with(
     inputs
         .check(&stack.spec, namespace)
         .map_err(StackError::MissingInput)?;
-    prepare_checked(stack, connect, inputs).await
+    prepare_checked(stack, connect, inputs, false).await
 }
 
 /// [`prepare`] for deleting the stack: what it reads from Kubernetes Secrets is not needed.
@@ -482,20 +501,41 @@ pub async fn prepare_to_destroy(
     connect: &Connect,
 ) -> Result<Prepared, StackError> {
     validate::validate(&stack)?;
-    prepare_checked(stack, connect, Inputs::default()).await
+    prepare_checked(stack, connect, Inputs::default(), true).await
 }
 
 async fn prepare_checked(
     stack: WebStack,
     connect: &Connect,
     inputs: Inputs,
+    destroying: bool,
 ) -> Result<Prepared, StackError> {
     let mut scope = connect_scope(&stack, connect).await?;
     scope.inputs = std::sync::Arc::new(inputs);
+    if let Some(d) = stack.spec.dns.as_ref().filter(|d| !d.create_zone) {
+        scope.existing_zone = dns::existing_zone(&scope, &d.zone).await?;
+        if scope.existing_zone.is_none() && !destroying {
+            return Err(ValidationErrors::single(
+                "spec.dns.zone",
+                format!(
+                    "this AWS account has no public hosted zone {}: create it and point the domain's registrar at its name servers, or set spec.dns.createZone: true",
+                    d.zone
+                ),
+            )
+            .into());
+        }
+    }
     validate::check_region_move(&stack, &scope.region)?;
     let zones = zones(&scope, &stack).await?;
     let images = images(&scope, &stack).await?;
-    let graph = desired_graph(&stack, &scope.region, &zones, &images, &scope.inputs)?;
+    let graph = desired_graph(
+        &stack,
+        &scope.region,
+        &zones,
+        &images,
+        &scope.inputs,
+        scope.existing_zone.as_deref(),
+    )?;
     Ok(Prepared {
         stack,
         scope,
@@ -547,7 +587,13 @@ pub fn unsupported_tiers(stack: &WebStack) -> Vec<(&'static str, String)> {
             "Cdn",
             "spec.cdn",
         ),
-        (s.dns.is_some(), "Dns", "spec.dns"),
+        (
+            s.dns
+                .as_ref()
+                .is_some_and(|d| d.records.iter().any(|r| r.target == "http-api")),
+            "Dns",
+            "spec.dns",
+        ),
         (
             s.identity
                 .as_ref()

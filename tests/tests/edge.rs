@@ -334,3 +334,326 @@ async fn reference_000_buckets_are_private_and_served_by_the_stacks_distribution
     assert!(buckets(&s3, "default/mysql").await.is_empty());
     assert!(distributions(&cf).await.is_empty());
 }
+
+/// The stack's hosted zones, by name, with their ids.
+async fn zones(r53: &aws_sdk_route53::Client) -> Vec<(String, String)> {
+    r53.list_hosted_zones()
+        .send()
+        .await
+        .unwrap()
+        .hosted_zones()
+        .iter()
+        .map(|z| {
+            (
+                z.name().to_owned(),
+                z.id().trim_start_matches("/hostedzone/").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A zone's records as (name, type, alias target or values).
+async fn records(r53: &aws_sdk_route53::Client, zone: &str) -> Vec<(String, String, String)> {
+    let mut out: Vec<(String, String, String)> = r53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .unwrap()
+        .resource_record_sets()
+        .iter()
+        .map(|s| {
+            let target = match s.alias_target() {
+                Some(a) => a.dns_name().trim_end_matches('.').to_owned(),
+                None => s
+                    .resource_records()
+                    .iter()
+                    .map(|r| r.value().to_owned())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            };
+            (s.name().to_owned(), s.r#type().as_str().to_owned(), target)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Reference 003 (tekamolo.info): one distribution with the site's bucket for `/*` and the
+/// load balancer for `/api/*` (uncached, every method), the apex and `www` as aliases with the
+/// certificate that covers them, a zone of the stack's own with the apex and `www` pointing at
+/// the distribution and the certificate's validation records; re-apply writes nothing; drift
+/// out of band is planned and undone; destroy leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_003_is_served_through_its_distribution_under_its_own_names() {
+    let moto = Moto::start();
+    let (connect, api) = connect(&moto.url());
+    let config = sdk_config(&moto.url(), "us-east-1").await;
+    let s3 = aws_sdk_s3::Client::new(&config);
+    let cf = aws_sdk_cloudfront::Client::new(&config);
+    let r53 = aws_sdk_route53::Client::new(&config);
+    let acm = aws_sdk_acm::Client::new(&config);
+
+    let ws = example("tekamolo.yaml", "tekamolo");
+    let p = stack::prepare_with(ws.clone(), &connect, example_secrets())
+        .await
+        .unwrap();
+    let outcome = p.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
+    let status = p.status(&outcome, None);
+    assert_eq!(condition(&status, "Ready"), "True", "{status:?}");
+    for tier in ["FrontendReady", "CdnReady", "DnsReady", "CertificatesReady"] {
+        assert_eq!(condition(&status, tier), "True", "{tier}");
+    }
+
+    let dists = distributions(&cf).await;
+    assert_eq!(dists.len(), 1);
+    let d = &dists[0];
+    let config = cf
+        .get_distribution_config()
+        .id(d.id())
+        .send()
+        .await
+        .unwrap()
+        .distribution_config()
+        .unwrap()
+        .clone();
+    let origins = config.origins().unwrap().items();
+    assert_eq!(origins.len(), 2);
+    let lb = &status.outputs.as_ref().unwrap().tiers["api"].load_balancer_dns;
+    let api_origin = origins.iter().find(|o| o.id() == "tier-api").unwrap();
+    assert_eq!(api_origin.domain_name(), lb);
+    // The load balancer serves the same certificate: CloudFront reaches it over HTTPS.
+    assert_eq!(
+        api_origin
+            .custom_origin_config()
+            .map(|c| c.origin_protocol_policy().as_str()),
+        Some("https-only")
+    );
+    let behaviors = config.cache_behaviors().unwrap().items();
+    assert_eq!(behaviors.len(), 1);
+    assert_eq!(behaviors[0].path_pattern(), "/api/*");
+    assert_eq!(behaviors[0].target_origin_id(), "tier-api");
+    assert_eq!(
+        behaviors[0].cache_policy_id(),
+        Some(webstack::aws::cdn::config::CACHING_DISABLED)
+    );
+    let mut aliases = config.aliases().unwrap().items().to_vec();
+    aliases.sort();
+    assert_eq!(aliases, ["tekamolo.info", "www.tekamolo.info"]);
+    let certificates = acm.list_certificates().send().await.unwrap();
+    let cert = certificates
+        .certificate_summary_list()
+        .iter()
+        .find(|c| c.domain_name() == Some("tekamolo.info"))
+        .expect("the certificate");
+    assert_eq!(
+        certificates.certificate_summary_list().len(),
+        1,
+        "one certificate serves both"
+    );
+    assert_eq!(
+        config.viewer_certificate().unwrap().acm_certificate_arn(),
+        cert.certificate_arn()
+    );
+
+    // The zone: apex and www, IPv4 and IPv6, at the distribution; the validation records.
+    let found = zones(&r53).await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].0, "tekamolo.info.");
+    let zone = found[0].1.clone();
+    let held = records(&r53, &zone).await;
+    for name in ["tekamolo.info.", "www.tekamolo.info."] {
+        for t in ["A", "AAAA"] {
+            assert!(
+                held.contains(&(name.to_owned(), t.to_owned(), d.domain_name().to_owned())),
+                "{name} {t}: {held:?}"
+            );
+        }
+    }
+    let detail = acm
+        .describe_certificate()
+        .certificate_arn(cert.certificate_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    for option in detail.certificate().unwrap().domain_validation_options() {
+        let r = option.resource_record().unwrap();
+        assert!(
+            held.contains(&(
+                r.name().to_owned(),
+                "CNAME".to_owned(),
+                r.value().to_owned()
+            )),
+            "{r:?} in {held:?}"
+        );
+    }
+    let servers = status
+        .outputs
+        .as_ref()
+        .and_then(|o| o.dns.as_ref())
+        .map(|d| d.name_servers.clone())
+        .unwrap_or_default();
+    assert!(
+        !servers.is_empty(),
+        "the zone's name servers are in the status"
+    );
+
+    // The plan is empty; re-apply writes nothing.
+    let plan = p.plan().await.unwrap();
+    assert!(plan.is_empty(), "{:#?}", plan.changes);
+    let before = api.counts();
+    assert!(p.apply_once(&Silent).await.unwrap().is_ready());
+    let writes = api.counts().difference(&before).mutating();
+    assert!(writes.is_empty(), "re-apply wrote: {writes:?}");
+
+    // Drift: the /api/* behaviour removed, the www record pointed elsewhere, the site's
+    // versioning suspended. The plan names each; the next apply undoes them.
+    let (current, etag) = {
+        let r = cf
+            .get_distribution_config()
+            .id(d.id())
+            .send()
+            .await
+            .unwrap();
+        (
+            r.distribution_config().unwrap().clone(),
+            r.e_tag().unwrap().to_owned(),
+        )
+    };
+    let mut stripped = current.clone();
+    stripped.cache_behaviors = Some(
+        aws_sdk_cloudfront::types::CacheBehaviors::builder()
+            .quantity(0)
+            .build()
+            .unwrap(),
+    );
+    cf.update_distribution()
+        .id(d.id())
+        .if_match(etag)
+        .distribution_config(stripped)
+        .send()
+        .await
+        .unwrap();
+    let elsewhere = aws_sdk_route53::types::ResourceRecordSet::builder()
+        .name("www.tekamolo.info.")
+        .r#type(aws_sdk_route53::types::RrType::A)
+        .alias_target(
+            aws_sdk_route53::types::AliasTarget::builder()
+                .dns_name("elsewhere.cloudfront.net")
+                .hosted_zone_id(webstack::aws::dns::CLOUDFRONT_ZONE)
+                .evaluate_target_health(false)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    r53.change_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .change_batch(
+            aws_sdk_route53::types::ChangeBatch::builder()
+                .changes(
+                    aws_sdk_route53::types::Change::builder()
+                        .action(aws_sdk_route53::types::ChangeAction::Upsert)
+                        .resource_record_set(elsewhere)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let site = buckets(&s3, "default/tekamolo").await[0].1.clone();
+    s3.put_bucket_versioning()
+        .bucket(&site)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Suspended)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let plan = p.plan().await.unwrap();
+    let mut drifted: Vec<(String, String, Vec<String>)> = plan
+        .changes
+        .iter()
+        .map(|c| {
+            (
+                c.kind.to_string(),
+                c.role.clone(),
+                c.changes.iter().map(|f| f.field.clone()).collect(),
+            )
+        })
+        .collect();
+    drifted.sort();
+    assert_eq!(
+        drifted,
+        [
+            (
+                "Bucket".to_owned(),
+                "frontend".to_owned(),
+                vec!["versioning".to_owned()]
+            ),
+            (
+                "Distribution".to_owned(),
+                "cdn".to_owned(),
+                vec!["behaviors".to_owned()]
+            ),
+            (
+                "DnsRecord".to_owned(),
+                "www-a".to_owned(),
+                vec!["alias".to_owned()]
+            ),
+        ]
+    );
+    assert!(p
+        .apply_until_ready(TIMEOUT, &Silent)
+        .await
+        .unwrap()
+        .is_ready());
+    assert!(p.plan().await.unwrap().is_empty());
+    let restored = cf
+        .get_distribution_config()
+        .id(d.id())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        restored
+            .distribution_config()
+            .unwrap()
+            .cache_behaviors()
+            .unwrap()
+            .items()[0]
+            .path_pattern(),
+        "/api/*"
+    );
+    assert!(records(&r53, &zone).await.contains(&(
+        "www.tekamolo.info.".to_owned(),
+        "A".to_owned(),
+        d.domain_name().to_owned()
+    )));
+    let versioning = s3
+        .get_bucket_versioning()
+        .bucket(&site)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(versioning.status().map(|s| s.as_str()), Some("Enabled"));
+
+    // Destroy: nothing of the edge is left.
+    let done = p.destroy_until_gone(TIMEOUT, &Silent).await.unwrap();
+    assert!(done.failures.is_empty(), "{:?}", done.failures);
+    assert!(distributions(&cf).await.is_empty());
+    assert!(zones(&r53).await.is_empty());
+    assert!(buckets(&s3, "default/tekamolo").await.is_empty());
+    assert!(acm
+        .list_certificates()
+        .send()
+        .await
+        .unwrap()
+        .certificate_summary_list()
+        .is_empty());
+}

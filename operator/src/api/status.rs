@@ -108,6 +108,54 @@ pub struct Outputs {
     /// The backend tiers by name.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub tiers: std::collections::BTreeMap<String, TierOutputs>,
+    /// The buckets' names: `frontend` for the static site, the spec's names for the others.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub buckets: std::collections::BTreeMap<String, String>,
+    /// The CloudFront distribution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cdn: Option<CdnOutputs>,
+    /// The hosted zone the stack's records are in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsOutputs>,
+    /// Records that validate the stack's certificates, for a stack whose names are in a zone
+    /// it does not manage: write them there (the certificates stay pending until then).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validation_records: Vec<ValidationRecord>,
+}
+
+/// The stack's CloudFront distribution.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CdnOutputs {
+    pub distribution_id: String,
+    /// Its CloudFront domain, such as `d111111abcdef8.cloudfront.net`.
+    pub domain_name: String,
+    /// `InProgress` while a change rolls out to the edge locations, then `Deployed`.
+    #[serde(default)]
+    pub status: String,
+}
+
+/// The stack's hosted zone.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DnsOutputs {
+    pub zone_id: String,
+    /// The name servers the domain's registrar must name (a zone the stack created).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub name_servers: Vec<String>,
+}
+
+/// A DNS record that proves a certificate's name to ACM.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidationRecord {
+    /// The certificate's name in the spec.
+    pub certificate: String,
+    /// The name it proves.
+    pub domain: String,
+    /// A CNAME record: its name and value.
+    pub name: String,
+    pub value: String,
 }
 
 /// The cache's primary endpoint.

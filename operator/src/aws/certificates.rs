@@ -4,10 +4,13 @@
 //! requested, the listeners move to it, then the old one is deleted.
 
 use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 use async_trait::async_trait;
 use aws_sdk_acm::operation::list_certificates::ListCertificatesOutput;
-use aws_sdk_acm::types::{CertificateStatus, CertificateSummary, Tag, ValidationMethod};
+use aws_sdk_acm::types::{
+    CertificateDetail, CertificateStatus, CertificateSummary, Tag, ValidationMethod,
+};
 use serde_json::{json, Value};
 
 use super::client::Effect;
@@ -84,6 +87,77 @@ fn nodes(stack: &StackRef, spec: &WebStackSpec, names: &[String], global: bool) 
             .prop("alternativeNames", json!(c.subject_alternative_names))
         })
         .collect()
+}
+
+/// The DNS records that validate a certificate, as (domain, record name, record value); ACM
+/// reports them a few seconds after the request, and they never change for that certificate:
+/// read once per process.
+type Validation = Vec<(String, String, String)>;
+
+fn validation_cache() -> &'static Mutex<HashMap<String, Validation>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Validation>>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+fn validation_of(c: &CertificateDetail) -> Validation {
+    c.domain_validation_options()
+        .iter()
+        .filter_map(|o| {
+            let r = o.resource_record()?;
+            Some((
+                o.domain_name().to_owned(),
+                r.name().to_owned(),
+                r.value().to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// The attribute of a certificate that holds the name (`part` "name") or value ("value") of
+/// the record that validates `domain`.
+pub fn validation_attribute(domain: &str, part: &str) -> String {
+    format!("validation/{}/{part}", domain.trim_start_matches("*."))
+}
+
+fn with_validation(mut o: Observed, records: &Validation) -> Observed {
+    for (domain, name, value) in records {
+        o = o
+            .prop(&validation_attribute(domain, "name"), name.as_str())
+            .prop(&validation_attribute(domain, "value"), value.as_str());
+    }
+    o
+}
+
+/// The validation records of a certificate, from the cache or one `DescribeCertificate`.
+async fn validation(scope: &Scope, global: bool, arn: &str) -> Result<Validation, AwsError> {
+    if let Some(v) = validation_cache()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(arn)
+    {
+        return Ok(v.clone());
+    }
+    let detail = scope
+        .api
+        .call(SERVICE, "DescribeCertificate", Effect::Read, || {
+            client(scope, global)
+                .describe_certificate()
+                .certificate_arn(arn)
+                .send()
+        })
+        .await?;
+    let records = detail.certificate().map(validation_of).unwrap_or_default();
+    remember(arn, &records);
+    Ok(records)
+}
+
+fn remember(arn: &str, records: &Validation) {
+    if !records.is_empty() {
+        validation_cache()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(arn.to_owned(), records.clone());
+    }
 }
 
 /// The node id of a certificate by its spec name.
@@ -191,9 +265,20 @@ impl Observer<Scope> for CertificateObserver {
             |arns| read_tags(scope, self.global, arns),
         )
         .await?;
-        Ok(owned
+        let mut out = Vec::new();
+        for (c, o) in owned {
+            let arn = c.certificate_arn().unwrap_or_default().to_owned();
+            let records = match c.status() {
+                Some(CertificateStatus::PendingValidation) | Some(CertificateStatus::Issued) => {
+                    validation(scope, self.global, &arn).await?
+                }
+                _ => Vec::new(),
+            };
+            out.push((c, o, records));
+        }
+        Ok(out
             .into_iter()
-            .map(|(c, o)| {
+            .map(|(c, o, records)| {
                 let tags = scope
                     .api
                     .tags
@@ -206,7 +291,7 @@ impl Observer<Scope> for CertificateObserver {
                     .into_iter()
                     .find(|(k, _)| k == DIGEST_TAG)
                     .map(|(_, v)| v);
-                observed(kind_of(cdn), &c, o, names)
+                with_validation(observed(kind_of(cdn), &c, o, names), &records)
             })
             .collect())
     }
@@ -297,7 +382,9 @@ impl Handler<Scope> for CertificateHandler {
             Err(e) if e.is_not_found() => return Ok(None),
             other => other?,
         };
-        let mut o = current.clone();
+        let records = detail.certificate().map(validation_of).unwrap_or_default();
+        remember(&current.id, &records);
+        let mut o = with_validation(current.clone(), &records);
         o.readiness = readiness(detail.certificate().and_then(|c| c.status()));
         Ok(Some(o))
     }

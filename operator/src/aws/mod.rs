@@ -9,6 +9,7 @@ pub mod cdn;
 pub mod certificates;
 pub mod client;
 pub mod database;
+pub mod dns;
 pub mod error;
 pub mod keys;
 pub mod logs;
@@ -104,6 +105,9 @@ pub struct Scope {
     pub kms: aws_sdk_kms::Client,
     pub sts: aws_sdk_sts::Client,
     pub s3: aws_sdk_s3::Client,
+    /// The existing hosted zone the spec's DNS names (`spec.dns.createZone: false`), found by
+    /// its name when the stack is prepared.
+    pub existing_zone: Option<String>,
     /// Values from outside the spec (Kubernetes Secrets) that handlers hand to AWS.
     pub inputs: Arc<crate::inputs::Inputs>,
     /// IAM, CloudFront and Route 53 are global: their clients reach [`GLOBAL_REGION`].
@@ -249,6 +253,7 @@ impl Scope {
             acm_global: aws_sdk_acm::Client::new(&global),
             config: config.clone(),
             inputs: Arc::default(),
+            existing_zone: None,
             stack,
             user_tags,
             api,
@@ -356,7 +361,7 @@ pub fn engine() -> Engine<Scope> {
     let engine = logs::register(secrets::register(engine));
     let engine = alarms::register(notify::register(engine));
     let engine = storage::register(keys::register(engine));
-    let engine = cdn::register(engine);
+    let engine = dns::register(cdn::register(engine));
     database::register(engine)
 }
 

@@ -222,10 +222,17 @@ impl<S: Send + Sync> Engine<S> {
         let rules = self.rules_of(handler);
         let rec = &pass.recorder;
         let mut attempt = 0;
+        self.await_early(node, pass).await;
         loop {
             attempt += 1;
             let known = lock(&pass.known).clone();
-            let missing = plan::missing_attributes(node, &known);
+            let mut missing = plan::missing_attributes(node, &known);
+            missing.extend(
+                node.early
+                    .iter()
+                    .filter(|d| !known.contains_key(*d))
+                    .map(|d| d.to_string()),
+            );
             if !missing.is_empty() {
                 // Its dependencies exist but AWS has not reported what it needs of them: a
                 // later pass looks again.
@@ -253,8 +260,10 @@ impl<S: Send + Sync> Engine<S> {
                     return Ok(o);
                 }
                 Ok(Settled::Pending(o)) => {
-                    // Still the stack's: a later pass finds it by its tags and waits on.
+                    // Still the stack's: a later pass finds it by its tags and waits on. Its
+                    // early dependents may go ahead with it.
                     lock(&pass.claimed).insert((o.kind, o.id.clone()));
+                    lock(&pass.known).insert(node.id.clone(), o.clone());
                     return Err(NodeError::Pending(o));
                 }
                 Err(e) if e.is_retryable() && attempt < self.node_attempts => {
@@ -276,6 +285,22 @@ impl<S: Send + Sync> Engine<S> {
                 }
                 Err(e) => return Err(NodeError::Aws(e)),
             }
+        }
+    }
+
+    /// Waits, within the pass's polling budget, until the node's early dependencies exist
+    /// (created, or found settling); what is still missing then is reported by `converge`.
+    async fn await_early(&self, node: &Node, pass: &Pass<'_>) {
+        let started = std::time::Instant::now();
+        while started.elapsed() < self.wait.in_pass {
+            let present = {
+                let known = lock(&pass.known);
+                node.early.iter().all(|d| known.contains_key(d))
+            };
+            if present {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
 
@@ -327,11 +352,15 @@ impl<S: Send + Sync> Engine<S> {
             replaced: Mutex::new(BTreeSet::new()),
             recorder: Recorder::new(reporter),
         };
-        let outcomes = dag::run(&graph.dependencies(), self.concurrency, |id: NodeId| {
-            let node = &graph.nodes[&id];
-            let pass = &pass;
-            async move { self.converge(scope, stack, node, pass).await }
-        })
+        let outcomes = dag::run(
+            &graph.ready_dependencies(),
+            self.concurrency,
+            |id: NodeId| {
+                let node = &graph.nodes[&id];
+                let pass = &pass;
+                async move { self.converge(scope, stack, node, pass).await }
+            },
+        )
         .await
         .map_err(|e| EngineError::Graph(e.into()))?;
         let mut out = ApplyOutcome::default();
@@ -351,6 +380,7 @@ impl<S: Send + Sync> Engine<S> {
                             node: id,
                             id: o.id,
                             state,
+                            props: o.props,
                         },
                     );
                 }
@@ -418,6 +448,7 @@ impl<S: Send + Sync> Engine<S> {
                     node,
                     id: o.id.clone(),
                     state: "deleting".into(),
+                    props: Default::default(),
                 },
             );
         }

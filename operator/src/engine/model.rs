@@ -169,6 +169,10 @@ pub struct Node {
     /// Ordering constraints that no property expresses (a NAT gateway needs the internet
     /// gateway attached). Every `Ref` in `props` is a dependency too.
     pub after: Vec<NodeId>,
+    /// Dependencies this node needs to exist, not to be ready: a certificate's validation
+    /// record is written while the certificate waits for it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub early: Vec<NodeId>,
 }
 
 impl Node {
@@ -180,6 +184,7 @@ impl Node {
             name: name.into(),
             props: BTreeMap::new(),
             after: Vec::new(),
+            early: Vec::new(),
         }
     }
 
@@ -191,6 +196,19 @@ impl Node {
     pub fn after(mut self, dep: NodeId) -> Self {
         self.after.push(dep);
         self
+    }
+
+    /// Marks a dependency as needed to exist only: this node goes ahead while it settles.
+    pub fn early(mut self, dep: NodeId) -> Self {
+        self.early.push(dep);
+        self
+    }
+
+    /// The dependencies this node waits to be ready for before it starts.
+    pub fn ready_dependencies(&self) -> Vec<NodeId> {
+        let mut deps = self.dependencies();
+        deps.retain(|d| !self.early.contains(d));
+        deps
     }
 
     /// An attribute of another node, such as `(load balancer, "dnsName")`.

@@ -109,6 +109,9 @@ pub struct PendingNode {
     pub id: String,
     /// The state AWS reports, such as `creating`.
     pub state: String,
+    /// What AWS already reports of it (a certificate's validation records).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub props: BTreeMap<String, serde_json::Value>,
 }
 
 /// The result of one apply pass.

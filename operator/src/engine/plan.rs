@@ -60,6 +60,25 @@ impl Graph {
             .collect()
     }
 
+    /// What each node waits to be ready for before it starts: instead of an early dependency,
+    /// what that one waits for, so that it starts when the early one can.
+    pub fn ready_dependencies(&self) -> BTreeMap<NodeId, Vec<NodeId>> {
+        self.nodes
+            .iter()
+            .map(|(id, n)| {
+                let mut deps = n.ready_dependencies();
+                for e in &n.early {
+                    if let Some(dep) = self.nodes.get(e) {
+                        deps.extend(dep.ready_dependencies());
+                    }
+                }
+                deps.sort();
+                deps.dedup();
+                (id.clone(), deps)
+            })
+            .collect()
+    }
+
     pub fn order(&self) -> Vec<NodeId> {
         dag::topological_order(&self.dependencies()).expect("checked when the graph was built")
     }

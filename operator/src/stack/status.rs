@@ -21,7 +21,8 @@ fn tier_of(id: &NodeId) -> &'static str {
         };
     }
     use crate::aws::{
-        alarms, backend, cache, cdn, certificates, database, keys, logs, notify, registry, secrets,
+        alarms, backend, cache, cdn, certificates, database, dns, keys, logs, notify, registry,
+        secrets,
     };
     [
         (logs::KINDS, "Monitoring"),
@@ -35,6 +36,7 @@ fn tier_of(id: &NodeId) -> &'static str {
         (backend::KINDS, "Backend"),
         (certificates::KINDS, "Certificates"),
         (cdn::KINDS, "Cdn"),
+        (dns::KINDS, "Dns"),
     ]
     .into_iter()
     .find(|(kinds, _)| kinds.contains(&id.kind))
@@ -225,6 +227,9 @@ pub fn status_from(
     if stack.spec.cdn.is_some() {
         tiers.insert("Cdn", Vec::new());
     }
+    if stack.spec.dns.is_some() {
+        tiers.insert("Dns", Vec::new());
+    }
     // Problems of the tiers built, and the parts of them not built yet.
     let mut not_built: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     let mut parts_not_built: BTreeMap<&str, usize> = BTreeMap::new();
@@ -375,7 +380,26 @@ pub fn status_from(
         }),
         conditions,
         outputs: Some(Outputs {
-            url: None,
+            url: site_url(stack, outcome),
+            buckets: outcome
+                .resources
+                .iter()
+                .filter(|(id, _)| id.kind == crate::aws::storage::BUCKET)
+                .map(|(id, o)| {
+                    let name = id.role.strip_prefix("data-").unwrap_or(&id.role);
+                    (name.to_owned(), o.id.clone())
+                })
+                .collect(),
+            cdn: outcome
+                .resources
+                .get(&crate::aws::cdn::id())
+                .map(|d| crate::api::CdnOutputs {
+                    distribution_id: d.id.clone(),
+                    domain_name: d.str("domainName").unwrap_or_default().to_owned(),
+                    status: d.str("status").unwrap_or_default().to_owned(),
+                }),
+            dns: dns_outputs(stack, outcome),
+            validation_records: validation_records(stack, outcome),
             network: Some(network::outputs(&outcome.resources, zones)),
             database: database_outputs(outcome),
             tiers: tier_outputs(stack, outcome),
@@ -400,6 +424,87 @@ pub fn status_from(
         inventory,
         pending: pending(outcome, previous),
     }
+}
+
+/// Where users reach the stack: `https://` and the CDN's first alias, or its own domain.
+fn site_url(stack: &WebStack, outcome: &ApplyOutcome) -> Option<String> {
+    let d = outcome.resources.get(&crate::aws::cdn::id())?;
+    let host = stack
+        .spec
+        .cdn
+        .as_ref()
+        .and_then(|c| c.aliases.first().cloned())
+        .or_else(|| d.str("domainName").map(str::to_owned))?;
+    Some(format!("https://{host}"))
+}
+
+/// The stack's zone: its own (with the name servers to give the registrar) or the one the
+/// spec names.
+fn dns_outputs(stack: &WebStack, outcome: &ApplyOutcome) -> Option<crate::api::DnsOutputs> {
+    stack.spec.dns.as_ref()?;
+    if let Some(z) = outcome.resources.get(&crate::aws::dns::zone_id()) {
+        let servers = z
+            .props
+            .get("nameServers")
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        return Some(crate::api::DnsOutputs {
+            zone_id: z.id.clone(),
+            name_servers: servers,
+        });
+    }
+    outcome
+        .resources
+        .iter()
+        .find(|(id, _)| id.kind == crate::aws::dns::RECORD)
+        .and_then(|(_, r)| r.str("zone"))
+        .map(|zone| crate::api::DnsOutputs {
+            zone_id: zone.to_owned(),
+            name_servers: Vec::new(),
+        })
+}
+
+/// The records that validate the certificates of a stack without DNS of its own.
+fn validation_records(
+    stack: &WebStack,
+    outcome: &ApplyOutcome,
+) -> Vec<crate::api::ValidationRecord> {
+    use crate::aws::certificates::{validation_attribute, CDN_CERTIFICATE, CERTIFICATE};
+    if stack.spec.dns.is_some() {
+        return Vec::new();
+    }
+    let mut out: Vec<crate::api::ValidationRecord> = Vec::new();
+    let ready = outcome.resources.iter().map(|(id, o)| (id, &o.props));
+    let pending = outcome.pending.iter().map(|(id, p)| (id, &p.props));
+    for (id, props) in ready.chain(pending) {
+        if id.kind != CERTIFICATE && id.kind != CDN_CERTIFICATE {
+            continue;
+        }
+        let get = |k: &str| props.get(k).and_then(|v| v.as_str());
+        let Some(spec) = stack.spec.certificates.iter().find(|c| c.name == id.role) else {
+            continue;
+        };
+        for domain in std::iter::once(&spec.domain).chain(&spec.subject_alternative_names) {
+            let name = get(&validation_attribute(domain, "name"));
+            let value = get(&validation_attribute(domain, "value"));
+            if let (Some(name), Some(value)) = (name, value) {
+                if !out.iter().any(|r| r.name == name && r.value == value) {
+                    out.push(crate::api::ValidationRecord {
+                        certificate: spec.name.clone(),
+                        domain: domain.clone(),
+                        name: name.to_owned(),
+                        value: value.to_owned(),
+                    });
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The status of a stack that failed before any AWS work: `Ready=False` naming the problem.

@@ -263,9 +263,15 @@ fn every_example_with_ec2_tiers_makes_a_valid_graph() {
             .filter_map(|t| t.ec2.as_ref()?.image.ssm_parameter.clone())
             .map(|p| (p, "ami-0123456789abcdef0".to_owned()))
             .collect();
-        let graph =
-            crate::stack::desired_graph(&ws, "eu-west-1", &zones, &images, &Default::default())
-                .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let graph = crate::stack::desired_graph(
+            &ws,
+            "eu-west-1",
+            &zones,
+            &images,
+            &Default::default(),
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{file}: {e}"));
         let groups = graph.kinds();
         assert!(groups.contains(&AUTO_SCALING_GROUP), "{file}");
     }
