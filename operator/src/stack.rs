@@ -326,11 +326,28 @@ pub fn desired_graph(
             .iter()
             .find(|n| n.id == cache::group_id())
             .map(|n| n.id.clone()),
-        topic: None,
+        cdn: nodes
+            .iter()
+            .find(|n| n.id == cdn::id())
+            .map(|n| n.id.clone()),
+        ..Default::default()
     };
     for topic in notify::desired(&me, spec) {
         watched.topic = Some(topic.id.clone());
         nodes.push(topic);
+    }
+    let cdn_alarms = spec
+        .monitoring
+        .iter()
+        .flat_map(|m| m.alarms.iter())
+        .any(|a| a.metric == crate::api::AlarmMetric::Cdn5xxRate);
+    if cdn_alarms && region != aws::GLOBAL_REGION {
+        let mut topic = None;
+        for t in notify::desired_global(&me, spec) {
+            topic = Some(t.id.clone());
+            nodes.push(t);
+        }
+        watched.cdn_elsewhere = Some(topic);
     }
     nodes.extend(alarms::desired(&me, spec, &watched));
     wiring.memory_watched = alarms::memory_watched(spec);

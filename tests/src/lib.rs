@@ -253,6 +253,22 @@ pub async fn sdk_config(endpoint: &str, region: &str) -> aws_config::SdkConfig {
 }
 
 /// An EC2 client on the emulator, to check what it holds.
+/// Creates the public hosted zone `name` out of band, as a registrar's customer would before
+/// a stack writes records into it; its id.
+pub async fn public_zone(endpoint: &str, name: &str) -> String {
+    let r53 = aws_sdk_route53::Client::new(&sdk_config(endpoint, "us-east-1").await);
+    let made = r53
+        .create_hosted_zone()
+        .name(name)
+        .caller_reference(format!("test-{name}"))
+        .send()
+        .await
+        .expect("the zone is created");
+    made.hosted_zone()
+        .map(|z| z.id().trim_start_matches("/hostedzone/").to_owned())
+        .unwrap_or_default()
+}
+
 pub async fn ec2(endpoint: &str, region: &str) -> aws_sdk_ec2::Client {
     aws_sdk_ec2::Client::new(&sdk_config(endpoint, region).await)
 }

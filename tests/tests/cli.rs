@@ -139,18 +139,18 @@ async fn apply_reports_tiers_not_built_yet_and_exits_non_zero() {
     );
     assert_eq!(tripwire.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
 
+    // StartTech with a DynamoDB table, which comes with the serverless tier.
+    let mut with_table = example("starttech.yaml", "starttech");
+    with_table.spec.tables = vec![serde_json::from_value(serde_json::json!({
+        "name": "sessions",
+        "partitionKey": {"name": "id", "type": "S"},
+    }))
+    .unwrap()];
+    let manifest = TempManifest::new(&serde_yaml::to_string(&with_table).unwrap());
     let secret = "examples/secrets/starttech-mongodb.yaml";
     let out = run_cli(
         &moto.url(),
-        &[
-            "apply",
-            "-f",
-            "examples/starttech.yaml",
-            "-f",
-            secret,
-            "-o",
-            "json",
-        ],
+        &["apply", "-f", manifest.path(), "-f", secret, "-o", "json"],
         &[],
     );
     assert_eq!(
@@ -161,7 +161,7 @@ async fn apply_reports_tiers_not_built_yet_and_exits_non_zero() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("not Ready (TiersNotSupported)") && stderr.contains("spec.cdn"),
+        stderr.contains("not Ready (TiersNotSupported)") && stderr.contains("spec.tables"),
         "{stderr}"
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -177,14 +177,20 @@ async fn apply_reports_tiers_not_built_yet_and_exits_non_zero() {
     assert_eq!(find("Ready")["status"], "False");
     assert_eq!(find("Ready")["reason"], "TiersNotSupported");
     assert_eq!(find("NetworkReady")["status"], "True");
-    for tier in ["Frontend", "Cdn"] {
-        let c = find(&format!("{tier}Ready"));
-        assert_eq!(c["status"], "False");
-        assert_eq!(c["reason"], "NotYetSupported");
-    }
+    let c = find("TablesReady");
+    assert_eq!(c["status"], "False");
+    assert_eq!(c["reason"], "NotYetSupported");
     // The tiers built so far are in place: the external database's connection string is in
     // the stack's secret, and its value is nowhere in the output.
-    for tier in ["Backend", "Registry", "Cache", "Monitoring", "Database"] {
+    for tier in [
+        "Backend",
+        "Registry",
+        "Cache",
+        "Monitoring",
+        "Database",
+        "Frontend",
+        "Cdn",
+    ] {
         assert_eq!(find(&format!("{tier}Ready"))["status"], "True", "{tier}");
     }
     for output in [&out.stdout, &out.stderr] {
@@ -212,7 +218,7 @@ async fn apply_reports_tiers_not_built_yet_and_exits_non_zero() {
     let destroy = run_cli(
         &moto.url(),
         // Destroying needs no Secret.
-        &["destroy", "-f", "examples/starttech.yaml"],
+        &["destroy", "-f", manifest.path()],
         &[],
     );
     assert!(

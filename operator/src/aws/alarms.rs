@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use super::backend::{AUTO_SCALING_GROUP, LOAD_BALANCER, TARGET_GROUP};
 use super::client::Effect;
 use super::error::{AwsError, OrAbsent};
+use super::global::Global;
 use super::naming::{prefixed_name, stack_prefix};
 use super::tags::{arn_of, id_of, owned_items, read_each, release_each, Tags};
 use super::{created, pages, Scope, StackRef};
@@ -27,9 +28,12 @@ use crate::engine::{
 };
 
 pub const ALARM: Kind = Kind("Alarm");
+/// An alarm on CloudFront's metrics, which exist in [`super::GLOBAL_REGION`] only: for a stack
+/// elsewhere, the alarm lives there.
+pub const CDN_ALARM: Kind = Kind("CdnAlarm");
 
 /// Every kind of this area, for the `MonitoringReady` condition.
-pub const KINDS: &[Kind] = &[ALARM];
+pub const KINDS: &[Kind] = &[ALARM, CDN_ALARM];
 
 const TIER: &str = "monitoring";
 const SERVICE: &str = "cloudwatch";
@@ -38,7 +42,11 @@ const ROOT: &str = "webstack/";
 
 /// Adds the alarm kind to an engine.
 pub fn register(engine: Engine<Scope>) -> Engine<Scope> {
-    engine.observer(AlarmObserver).handler(AlarmHandler)
+    engine
+        .observer(AlarmObserver)
+        .handler(AlarmHandler)
+        .observer(Global::new(&[CDN_ALARM], AlarmObserver))
+        .handler(Global::new(&[CDN_ALARM], AlarmHandler))
 }
 
 /// The alarm's name in CloudWatch.
@@ -55,6 +63,11 @@ pub struct Watched {
     pub cache: Option<NodeId>,
     /// The topic alarms are told to.
     pub topic: Option<NodeId>,
+    /// The distribution.
+    pub cdn: Option<NodeId>,
+    /// Where the CDN's alarms live and whom they tell: `None` in the stack's own region (the
+    /// global one), else the topic in the global region (if any is needed).
+    pub cdn_elsewhere: Option<Option<NodeId>>,
 }
 
 /// A metric as CloudWatch names it, how it is aggregated, and its dimensions.
@@ -173,7 +186,16 @@ pub fn metric_of(spec: &WebStackSpec, alarm: &AlarmSpec, watched: &Watched) -> O
                 attr(watched.cache.clone()?, "primaryCluster"),
             )]),
         ),
-        AlarmMetric::FunctionErrors | AlarmMetric::Cdn5xxRate => return None,
+        AlarmMetric::Cdn5xxRate => of(
+            "AWS/CloudFront",
+            "5xxErrorRate",
+            "Average",
+            dims(vec![
+                ("DistributionId", Prop::Ref(watched.cdn.clone()?)),
+                ("Region", Prop::from("Global")),
+            ]),
+        ),
+        AlarmMetric::FunctionErrors => return None,
     })
 }
 
@@ -193,7 +215,8 @@ pub fn unsupported(spec: &WebStackSpec) -> Vec<(&'static str, String)> {
     let watched = Watched {
         database: Some(NodeId::new(Kind("_"), "_")),
         cache: Some(NodeId::new(Kind("_"), "_")),
-        topic: None,
+        cdn: Some(NodeId::new(Kind("_"), "_")),
+        ..Default::default()
     };
     spec.monitoring
         .iter()
@@ -226,13 +249,15 @@ pub fn desired(stack: &StackRef, spec: &WebStackSpec, watched: &Watched) -> Vec<
                 Comparison::GreaterThan => ("GreaterThanThreshold", "notBreaching"),
                 Comparison::LessThan => ("LessThanThreshold", "breaching"),
             };
-            let topic = watched
-                .topic
-                .clone()
+            let (kind, topic) = match (&watched.cdn_elsewhere, a.metric) {
+                (Some(topic), AlarmMetric::Cdn5xxRate) => (CDN_ALARM, topic.clone()),
+                _ => (ALARM, watched.topic.clone()),
+            };
+            let topic = topic
                 .map(|t| Prop::Attr(t, "arn".into()))
                 .unwrap_or_else(|| Prop::from(""));
             Some(
-                Node::new(ALARM, TIER, a.name.as_str(), name.clone())
+                Node::new(kind, TIER, a.name.as_str(), name.clone())
                     .prop("name", name.as_str())
                     .prop("namespace", metric.namespace)
                     .prop("metric", metric.metric)

@@ -11,6 +11,7 @@ pub mod client;
 pub mod database;
 pub mod dns;
 pub mod error;
+pub mod global;
 pub mod keys;
 pub mod logs;
 pub mod naming;
@@ -119,6 +120,8 @@ pub struct Scope {
     /// The configuration the clients were built from, for clients of other services and
     /// regions.
     config: SdkConfig,
+    /// The same stack with its clients in [`GLOBAL_REGION`], built on first use.
+    global: Arc<std::sync::OnceLock<Scope>>,
 }
 
 /// Where AWS keeps the resources of its global services (IAM, CloudFront, Route 53) and the
@@ -252,6 +255,7 @@ impl Scope {
             route53: aws_sdk_route53::Client::new(&global),
             acm_global: aws_sdk_acm::Client::new(&global),
             config: config.clone(),
+            global: Arc::default(),
             inputs: Arc::default(),
             existing_zone: None,
             stack,
@@ -268,6 +272,22 @@ impl Scope {
             .to_builder()
             .region(Region::new(region.to_owned()))
             .build()
+    }
+
+    /// The stack with every client in [`GLOBAL_REGION`], for the resources that must live
+    /// there ([`global`]).
+    pub fn global(&self) -> &Scope {
+        self.global.get_or_init(|| {
+            let mut s = Scope::new(
+                self.stack.clone(),
+                &self.config_in(GLOBAL_REGION),
+                self.api.clone(),
+                self.user_tags.clone(),
+            );
+            s.inputs = self.inputs.clone();
+            s.existing_zone = self.existing_zone.clone();
+            s
+        })
     }
 
     /// The configuration of the stack's own region.

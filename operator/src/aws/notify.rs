@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::client::Effect;
 use super::error::{AwsError, ErrorClass, OrAbsent};
+use super::global::Global;
 use super::naming::physical_name;
 use super::tags::{id_of, owned_listing, read_each, release_each, Tags};
 use super::{created, pages, Scope, StackRef};
@@ -23,9 +24,12 @@ use crate::engine::{
 };
 
 pub const ALARM_TOPIC: Kind = Kind("AlarmTopic");
+/// The topic of the CDN's alarms for a stack outside [`super::GLOBAL_REGION`], where those
+/// alarms live: an alarm tells topics of its own region only.
+pub const CDN_ALARM_TOPIC: Kind = Kind("CdnAlarmTopic");
 
 /// Every kind of this area, for the `MonitoringReady` condition.
-pub const KINDS: &[Kind] = &[ALARM_TOPIC];
+pub const KINDS: &[Kind] = &[ALARM_TOPIC, CDN_ALARM_TOPIC];
 
 const TIER: &str = "monitoring";
 const SERVICE: &str = "sns";
@@ -37,7 +41,11 @@ const PENDING: &str = "PendingConfirmation";
 
 /// Adds the topic kind to an engine.
 pub fn register(engine: Engine<Scope>) -> Engine<Scope> {
-    engine.observer(TopicObserver).handler(TopicHandler)
+    engine
+        .observer(TopicObserver)
+        .handler(TopicHandler)
+        .observer(Global::new(&[CDN_ALARM_TOPIC], TopicObserver))
+        .handler(Global::new(&[CDN_ALARM_TOPIC], TopicHandler))
 }
 
 /// The topic's node id.
@@ -47,6 +55,16 @@ pub fn topic_id() -> NodeId {
 
 /// The topic, when `monitoring.notify` names anybody.
 pub fn desired(stack: &StackRef, spec: &WebStackSpec) -> Vec<Node> {
+    topics(stack, spec, ALARM_TOPIC)
+}
+
+/// The topic of the CDN's alarms in the global region, when it is not the stack's and
+/// `monitoring.notify` names anybody.
+pub fn desired_global(stack: &StackRef, spec: &WebStackSpec) -> Vec<Node> {
+    topics(stack, spec, CDN_ALARM_TOPIC)
+}
+
+fn topics(stack: &StackRef, spec: &WebStackSpec, kind: Kind) -> Vec<Node> {
     let emails: BTreeSet<String> = spec
         .monitoring
         .iter()
@@ -57,7 +75,7 @@ pub fn desired(stack: &StackRef, spec: &WebStackSpec) -> Vec<Node> {
         return Vec::new();
     }
     let name = physical_name(stack, ROLE, SNS_MAX);
-    vec![Node::new(ALARM_TOPIC, TIER, ROLE, name.clone())
+    vec![Node::new(kind, TIER, ROLE, name.clone())
         .prop("name", name.as_str())
         .prop("emails", json!(emails))]
 }

@@ -14,7 +14,8 @@ fn watched() -> Watched {
     Watched {
         database: Some(NodeId::new(crate::aws::database::DB_INSTANCE, "database")),
         cache: Some(crate::aws::cache::group_id()),
-        topic: None,
+        cdn: Some(crate::aws::cdn::id()),
+        ..Default::default()
     }
 }
 
@@ -93,16 +94,41 @@ fn each_metric_is_watched_through_the_dimensions_of_what_it_measures() {
 }
 
 #[test]
-fn what_another_tier_builds_is_reported_and_not_made() {
+fn the_cdns_alarm_watches_the_distribution_in_the_global_region() {
     let s = stockholm();
-    let nodes = desired(&StackRef::new("shop", "web", Some("uid-1")), &s, &watched());
-    // The CDN's alarm waits for the edge tier.
-    assert_eq!(nodes.len(), s.monitoring.as_ref().unwrap().alarms.len() - 1);
-    assert!(!nodes.iter().any(|n| n.id.role == "cdn-5xx"));
+    let stack = StackRef::new("shop", "web", Some("uid-1"));
+    let nodes = desired(&stack, &s, &watched());
+    assert_eq!(nodes.len(), s.monitoring.as_ref().unwrap().alarms.len());
+    let cdn = nodes.iter().find(|n| n.id.role == "cdn-5xx").unwrap();
     assert_eq!(
-        unsupported(&s),
-        vec![("Cdn", "spec.monitoring.alarms[9]".to_owned())]
+        cdn.id.kind, ALARM,
+        "in the stack's region when that is the global one"
     );
+    assert_eq!(cdn.props["namespace"], Prop::from("AWS/CloudFront"));
+    assert_eq!(cdn.props["metric"], Prop::from("5xxErrorRate"));
+    let Prop::Map(dimensions) = &cdn.props["dimensions"] else {
+        panic!()
+    };
+    assert_eq!(
+        dimensions["DistributionId"],
+        Prop::Ref(crate::aws::cdn::id())
+    );
+    assert_eq!(dimensions["Region"], Prop::from("Global"));
+    // Elsewhere: in the global region, telling the topic there.
+    let topic = NodeId::new(crate::aws::notify::CDN_ALARM_TOPIC, "alarms");
+    let elsewhere = Watched {
+        cdn_elsewhere: Some(Some(topic.clone())),
+        ..watched()
+    };
+    let nodes = desired(&stack, &s, &elsewhere);
+    let cdn = nodes.iter().find(|n| n.id.role == "cdn-5xx").unwrap();
+    assert_eq!(cdn.id.kind, CDN_ALARM);
+    assert_eq!(cdn.props["topic"], Prop::Attr(topic, "arn".into()));
+    assert!(nodes
+        .iter()
+        .filter(|n| n.id.role != "cdn-5xx")
+        .all(|n| n.id.kind == ALARM));
+    assert!(unsupported(&s).is_empty());
 }
 
 #[test]
