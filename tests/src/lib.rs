@@ -677,3 +677,74 @@ pub async fn backend_census(endpoint: &str, region: &str) -> BTreeMap<&'static s
     c.insert("secrets", listed.secret_list().len());
     c
 }
+
+/// What the edge tier makes, counted through AWS's own listings: buckets, distributions,
+/// origin access controls, hosted zones, the records in them beyond a zone's own (SOA and
+/// NS), certificates in `region` and in us-east-1, and alarms in us-east-1.
+pub async fn edge_census(endpoint: &str, region: &str) -> BTreeMap<&'static str, usize> {
+    let global = sdk_config(endpoint, "us-east-1").await;
+    let local = sdk_config(endpoint, region).await;
+    let s3 = aws_sdk_s3::Client::new(&local);
+    let cf = aws_sdk_cloudfront::Client::new(&global);
+    let r53 = aws_sdk_route53::Client::new(&global);
+    let mut c = BTreeMap::new();
+    let buckets = s3.list_buckets().send().await.expect("buckets");
+    c.insert("buckets", buckets.buckets().len());
+    let dists = cf.list_distributions().send().await.expect("distributions");
+    c.insert(
+        "distributions",
+        dists
+            .distribution_list()
+            .map(|l| l.items().len())
+            .unwrap_or(0),
+    );
+    let oacs = cf
+        .list_origin_access_controls()
+        .send()
+        .await
+        .expect("origin access controls");
+    c.insert(
+        "origin access controls",
+        oacs.origin_access_control_list()
+            .map(|l| l.items().len())
+            .unwrap_or(0),
+    );
+    let zones = r53.list_hosted_zones().send().await.expect("zones");
+    c.insert("hosted zones", zones.hosted_zones().len());
+    let mut records = 0;
+    for z in zones.hosted_zones() {
+        let sets = r53
+            .list_resource_record_sets()
+            .hosted_zone_id(z.id())
+            .send()
+            .await
+            .expect("records");
+        records += sets
+            .resource_record_sets()
+            .iter()
+            .filter(|s| !matches!(s.r#type().as_str(), "SOA" | "NS"))
+            .count();
+    }
+    c.insert("records", records);
+    let mut certificates = 0;
+    for config in [&local, &global] {
+        certificates += aws_sdk_acm::Client::new(config)
+            .list_certificates()
+            .send()
+            .await
+            .expect("certificates")
+            .certificate_summary_list()
+            .len();
+        if region == "us-east-1" {
+            break;
+        }
+    }
+    c.insert("certificates", certificates);
+    let alarms = aws_sdk_cloudwatch::Client::new(&global)
+        .describe_alarms()
+        .send()
+        .await
+        .expect("alarms");
+    c.insert("alarms in us-east-1", alarms.metric_alarms().len());
+    c
+}

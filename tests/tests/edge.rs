@@ -657,3 +657,175 @@ async fn reference_003_is_served_through_its_distribution_under_its_own_names() 
         .certificate_summary_list()
         .is_empty());
 }
+
+/// Everything of a stack in its region and in us-east-1, as the emulator reports it.
+async fn everything(
+    endpoint: &str,
+    region: &str,
+) -> std::collections::BTreeMap<&'static str, usize> {
+    let mut all = census(&ec2(endpoint, region).await).await;
+    all.extend(backend_census(endpoint, region).await);
+    all.extend(edge_census(endpoint, region).await);
+    all
+}
+
+/// An example as a user who means to delete it later declares it: the database without
+/// deletion protection or a final snapshot, the site's objects going with it.
+fn deletable(file: &str, name: &str) -> webstack::api::WebStack {
+    let mut s = example(file, name);
+    if let Some(rds) = s.spec.database.as_mut().and_then(|d| d.rds.as_mut()) {
+        rds.deletion_protection = false;
+        rds.final_snapshot = false;
+    }
+    if let Some(site) = s.spec.frontend.as_mut().and_then(|f| f.s3.as_mut()) {
+        site.delete_objects = true;
+    }
+    s
+}
+
+/// Acceptance of the edge tier for the four reference examples: each reaches Ready with every
+/// tier built, is served through its distribution as its document says, plans no change and
+/// writes nothing when applied again, and leaves nothing behind when destroyed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_four_reference_examples_are_ready_stable_and_leave_nothing() {
+    for (file, region) in [
+        ("starttech.yaml", "eu-west-1"),
+        ("multi-az-mysql.yaml", "eu-central-1"),
+        ("stockholm-two-tier.yaml", "eu-north-1"),
+        ("tekamolo.yaml", "us-east-1"),
+    ] {
+        Box::pin(reference_example(file, region)).await;
+    }
+}
+
+async fn reference_example(file: &str, region: &str) {
+    let moto = Moto::start();
+    let (connect, api) = connect(&moto.url());
+    let ws = deletable(file, "ref");
+    if let Some(dns) = ws.spec.dns.as_ref().filter(|d| !d.create_zone) {
+        public_zone(&moto.url(), &dns.zone).await;
+    }
+    let pristine = everything(&moto.url(), region).await;
+    let p = stack::prepare_with(ws.clone(), &connect, example_secrets())
+        .await
+        .unwrap();
+    let outcome = p.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
+    let status = p.status(&outcome, None);
+    assert_eq!(condition(&status, "Ready"), "True", "{file}: {status:?}");
+    assert!(
+        status.conditions.iter().all(|c| c.status == "True"),
+        "{file}: {:?}",
+        status.conditions
+    );
+    let outputs = status.outputs.clone().unwrap();
+    let cdn = outputs.cdn.clone().expect("a distribution");
+    let url = outputs.url.clone().unwrap();
+    let aliases = &ws.spec.cdn.as_ref().unwrap().aliases;
+    match aliases.first() {
+        Some(a) => assert_eq!(url, format!("https://{a}"), "{file}"),
+        None => assert_eq!(url, format!("https://{}", cdn.domain_name), "{file}"),
+    }
+
+    // The distribution as the document draws it.
+    let cf = aws_sdk_cloudfront::Client::new(&sdk_config(&moto.url(), "us-east-1").await);
+    let config = cf
+        .get_distribution_config()
+        .id(&cdn.distribution_id)
+        .send()
+        .await
+        .unwrap()
+        .distribution_config()
+        .unwrap()
+        .clone();
+    let default = config
+        .default_cache_behavior()
+        .unwrap()
+        .target_origin_id()
+        .to_owned();
+    let paths: Vec<(String, String)> = config
+        .cache_behaviors()
+        .map(|b| b.items().to_vec())
+        .unwrap_or_default()
+        .iter()
+        .map(|b| (b.path_pattern().to_owned(), b.target_origin_id().to_owned()))
+        .collect();
+    let expected: (&str, Vec<(&str, &str)>) = match file {
+        "starttech.yaml" => ("bucket-frontend", vec![("/api/*", "tier-api")]),
+        "multi-az-mysql.yaml" => (
+            "bucket-frontend",
+            vec![
+                ("/api/*", "tier-api"),
+                ("/uploads/*", "bucket-data-uploads"),
+            ],
+        ),
+        "stockholm-two-tier.yaml" => ("tier-web", vec![]),
+        _ => ("bucket-frontend", vec![("/api/*", "tier-api")]),
+    };
+    assert_eq!(default, expected.0, "{file}");
+    let expected_paths: Vec<(String, String)> = expected
+        .1
+        .iter()
+        .map(|(p, o)| (p.to_string(), o.to_string()))
+        .collect();
+    assert_eq!(paths, expected_paths, "{file}");
+    if file == "stockholm-two-tier.yaml" {
+        // Reference 001: the certificate CloudFront serves is in us-east-1, the load
+        // balancer's in Stockholm; the records are in the domain's existing zone; the CDN's
+        // alarm is in us-east-1, on the distribution.
+        let global_acm = aws_sdk_acm::Client::new(&sdk_config(&moto.url(), "us-east-1").await);
+        let arn = config
+            .viewer_certificate()
+            .unwrap()
+            .acm_certificate_arn()
+            .unwrap()
+            .to_owned();
+        assert!(arn.contains(":us-east-1:"), "{arn}");
+        assert_eq!(
+            global_acm
+                .list_certificates()
+                .send()
+                .await
+                .unwrap()
+                .certificate_summary_list()
+                .len(),
+            1
+        );
+        let cw = aws_sdk_cloudwatch::Client::new(&sdk_config(&moto.url(), "us-east-1").await);
+        let alarms = cw.describe_alarms().send().await.unwrap();
+        let a = &alarms.metric_alarms()[0];
+        assert_eq!(a.metric_name(), Some("5xxErrorRate"));
+        let dims: Vec<(&str, &str)> = a
+            .dimensions()
+            .iter()
+            .map(|d| (d.name().unwrap(), d.value().unwrap()))
+            .collect();
+        assert!(
+            dims.contains(&("DistributionId", cdn.distribution_id.as_str())),
+            "{dims:?}"
+        );
+        assert!(dims.contains(&("Region", "Global")));
+        let r53 = aws_sdk_route53::Client::new(&sdk_config(&moto.url(), "us-east-1").await);
+        let zone = zones(&r53).await[0].1.clone();
+        let held = records(&r53, &zone).await;
+        for name in ["example.com.", "www.example.com."] {
+            assert!(
+                held.contains(&(name.into(), "A".into(), cdn.domain_name.clone())),
+                "{held:?}"
+            );
+        }
+        assert_eq!(outputs.dns.as_ref().map(|d| d.zone_id.clone()), Some(zone));
+    }
+
+    // Nothing to change, nothing written.
+    let plan = p.plan().await.unwrap();
+    assert!(plan.is_empty(), "{file}: {:#?}", plan.changes);
+    let before = api.counts();
+    assert!(p.apply_once(&Silent).await.unwrap().is_ready());
+    let writes = api.counts().difference(&before).mutating();
+    assert!(writes.is_empty(), "{file}: re-apply wrote {writes:?}");
+
+    // Destroy: the account is as it was.
+    let done = p.destroy_until_gone(TIMEOUT, &Silent).await.unwrap();
+    assert!(done.is_complete(), "{file}: {:?}", done.failures);
+    assert_eq!(everything(&moto.url(), region).await, pristine, "{file}");
+}
