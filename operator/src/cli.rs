@@ -406,6 +406,33 @@ fn print_status(p: &Prepared, status: &webstack::api::WebStackStatus, output: Ou
                 for (name, uri) in &o.repositories {
                     println!("  repository {name:<7} {uri}");
                 }
+                for (name, bucket) in &o.buckets {
+                    println!("  bucket {name:<11} {bucket}");
+                }
+                if let Some(cdn) = &o.cdn {
+                    println!(
+                        "  distribution       {} {} ({})",
+                        cdn.distribution_id, cdn.domain_name, cdn.status
+                    );
+                }
+                if let Some(url) = &o.url {
+                    println!("  url                {url}");
+                }
+                if let Some(dns) = &o.dns {
+                    println!("  hostedZone         {}", dns.zone_id);
+                    if !dns.name_servers.is_empty() {
+                        println!("  nameServers        {}", dns.name_servers.join(", "));
+                    }
+                }
+                if !o.validation_records.is_empty() {
+                    println!("Validation records to write in the zone of their names (the certificates wait for them):");
+                    for r in &o.validation_records {
+                        println!(
+                            "  {} ({}): {} CNAME {}",
+                            r.certificate, r.domain, r.name, r.value
+                        );
+                    }
+                }
             }
             for p in &status.pending {
                 println!(

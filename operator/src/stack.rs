@@ -694,7 +694,7 @@ impl Prepared {
     ) -> Result<ApplyOutcome, StackError> {
         let started = Instant::now();
         let mut since: BTreeMap<String, Instant> = BTreeMap::new();
-        let mut backoff = Duration::from_secs(1);
+        let mut backoff = Duration::from_millis(500);
         loop {
             match self.apply_once(reporter).await {
                 Ok(o) if o.is_ready() => return Ok(o),
@@ -753,7 +753,7 @@ impl Prepared {
         reporter: &dyn Reporter,
     ) -> Result<DestroyOutcome, StackError> {
         let started = Instant::now();
-        let mut backoff = Duration::from_secs(1);
+        let mut backoff = Duration::from_millis(500);
         loop {
             let out = self.destroy_once(reporter).await?;
             let permanent = out.failures.iter().any(|f| !f.retryable);

@@ -829,3 +829,109 @@ async fn reference_example(file: &str, region: &str) {
     assert!(done.is_complete(), "{file}: {:?}", done.failures);
     assert_eq!(everything(&moto.url(), region).await, pristine, "{file}");
 }
+
+/// An even sample of at least 40 of `1..=total` (all of them when there are fewer), the first
+/// and the last included.
+fn sample(total: u64) -> Vec<u64> {
+    let step = (total / 40).max(1);
+    let mut points: Vec<u64> = (1..=total).step_by(step as usize).collect();
+    points.push(total);
+    points.dedup();
+    assert!(
+        points.len() >= 40.min(total as usize),
+        "{total}: {points:?}"
+    );
+    points
+}
+
+/// Reference 003 killed right after a mutating call, at an even sample of at least 40 of the
+/// calls of a clean apply: the next apply converges to exactly what a clean apply makes (one
+/// distribution, certificate, zone, bucket and load balancer, never two); and killed after
+/// each sampled call of a destroy, the next destroy leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_anywhere_in_tekamolo_neither_duplicates_nor_leaks() {
+    use webstack::aws::client::{CRASH_AFTER_MUTATIONS_ENV, CRASH_EXIT_CODE};
+    let moto = Moto::start();
+    let region = "us-east-1";
+    let file =
+        TempManifest::new(&serde_yaml::to_string(&deletable("tekamolo.yaml", "crashy")).unwrap());
+    let run = |command: &str, k: Option<u64>| {
+        let k = k.map(|k| k.to_string());
+        let env: Vec<(&str, &str)> = k
+            .iter()
+            .map(|k| (CRASH_AFTER_MUTATIONS_ENV, k.as_str()))
+            .collect();
+        run_cli(
+            &moto.url(),
+            &[command, "-f", file.path(), "--show-calls"],
+            &env,
+        )
+    };
+    let succeeded = |out: &std::process::Output, what: &str| {
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let crashed = |out: &std::process::Output, what: &str| {
+        assert_eq!(
+            out.status.code(),
+            Some(CRASH_EXIT_CODE),
+            "{what} was to stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let pristine = everything(&moto.url(), region).await;
+    let clean = run("apply", None);
+    succeeded(&clean, "clean apply");
+    let total = mutating_calls(&clean);
+    let reference = everything(&moto.url(), region).await;
+    for (what, n) in [
+        ("distributions", 1),
+        ("certificates", 1),
+        ("hosted zones", 1),
+        ("buckets", 1),
+        ("load balancers", 1),
+    ] {
+        assert_eq!(reference[what], n, "{what}");
+    }
+    let clean_destroy = run("destroy", None);
+    succeeded(&clean_destroy, "clean destroy");
+    let destroy_total = mutating_calls(&clean_destroy);
+    assert_eq!(everything(&moto.url(), region).await, pristine);
+
+    for k in sample(total) {
+        moto.reset();
+        crashed(&run("apply", Some(k)), &format!("apply at {k}"));
+        succeeded(&run("apply", None), &format!("apply after a crash at {k}"));
+        assert_eq!(
+            everything(&moto.url(), region).await,
+            reference,
+            "after a crash at mutating call {k} of {total}"
+        );
+        succeeded(
+            &run("destroy", None),
+            &format!("destroy after a crash at {k}"),
+        );
+        assert_eq!(
+            everything(&moto.url(), region).await,
+            pristine,
+            "destroy after a crash at mutating call {k} left something"
+        );
+    }
+    for k in sample(destroy_total) {
+        moto.reset();
+        succeeded(&run("apply", None), "apply");
+        crashed(&run("destroy", Some(k)), &format!("destroy at {k}"));
+        succeeded(
+            &run("destroy", None),
+            &format!("destroy after a crash at {k}"),
+        );
+        assert_eq!(
+            everything(&moto.url(), region).await,
+            pristine,
+            "a destroy stopped after mutating call {k} of {destroy_total} left something"
+        );
+    }
+}

@@ -54,6 +54,8 @@ pub use status::*;
 #[x_kube(validation = Rule::new("!has(self.cdn) || !self.cdn.defaultOrigin.startsWith('tier/') || (has(self.backend) && self.backend.tiers.exists(t, 'tier/' + t.name == self.cdn.defaultOrigin))").message("a CDN origin tier/<name> must name a tier of spec.backend.tiers").field_path(".cdn.defaultOrigin"))]
 #[x_kube(validation = Rule::new("!has(self.cdn) || !has(self.cdn.behaviors) || self.cdn.behaviors.all(b, !b.origin.startsWith('tier/') || (has(self.backend) && self.backend.tiers.exists(t, 'tier/' + t.name == b.origin)))").message("a CDN origin tier/<name> must name a tier of spec.backend.tiers").field_path(".cdn.behaviors"))]
 #[x_kube(validation = Rule::new("!has(self.cdn) || ((self.cdn.defaultOrigin != 'frontend' || (has(self.frontend) && self.frontend.kind != 'None')) && (self.cdn.defaultOrigin != 'http-api' || has(self.httpApi)))").message("the CDN's default origin needs a frontend (or spec.httpApi for http-api)").field_path(".cdn.defaultOrigin"))]
+#[x_kube(validation = Rule::new("!has(self.cdn) || !has(self.backend) || self.backend.tiers.all(t, !has(t.loadBalancer) || !has(t.loadBalancer.scheme) || t.loadBalancer.scheme != 'Internal' || !(self.cdn.defaultOrigin == 'tier/' + t.name || (self.cdn.defaultOrigin == 'frontend' && (has(self.frontend) && self.frontend.kind == 'Tier' && has(self.frontend.tier) && self.frontend.tier == t.name))))").message("the CDN's default origin is a tier whose load balancer is internal, which CloudFront cannot reach").field_path(".cdn.defaultOrigin"))]
+#[x_kube(validation = Rule::new("!has(self.cdn) || !has(self.cdn.behaviors) || !has(self.backend) || self.backend.tiers.all(t, !has(t.loadBalancer) || !has(t.loadBalancer.scheme) || t.loadBalancer.scheme != 'Internal' || !self.cdn.behaviors.exists(b, b.origin == 'tier/' + t.name || (b.origin == 'frontend' && (has(self.frontend) && self.frontend.kind == 'Tier' && has(self.frontend.tier) && self.frontend.tier == t.name))))").message("a CDN behavior's origin is a tier whose load balancer is internal, which CloudFront cannot reach").field_path(".cdn.behaviors"))]
 #[x_kube(validation = Rule::new("!has(self.cdn) || !has(self.cdn.certificate) || (has(self.certificates) && self.certificates.exists(c, c.name == self.cdn.certificate))").message("cdn.certificate must name a certificate of spec.certificates").field_path(".cdn.certificate"))]
 #[x_kube(validation = Rule::new("!has(self.backend) || self.backend.tiers.all(t, !has(t.loadBalancer) || !has(t.loadBalancer.certificate) || (has(self.certificates) && self.certificates.exists(c, c.name == t.loadBalancer.certificate)))").message("a load balancer's certificate must name a certificate of spec.certificates").field_path(".backend.tiers"))]
 #[x_kube(validation = Rule::new("!has(self.dns) || !has(self.dns.records) || self.dns.records.all(r, (r.target != 'cdn' || has(self.cdn)) && (r.target != 'http-api' || has(self.httpApi)) && (!r.target.startsWith('tier/') || (has(self.backend) && self.backend.tiers.exists(t, 'tier/' + t.name == r.target))))").message("a DNS record's target (cdn, http-api or tier/<name>) must exist in the spec").field_path(".dns.records"))]
@@ -84,13 +86,14 @@ pub struct WebStackSpec {
     #[schemars(length(max = 32))]
     pub region: Option<String>,
 
-    /// Tags added to every AWS resource of the stack, at most 46: AWS allows 50 per resource
-    /// and the operator adds `webstack.io/stack`, `webstack.io/component`, `webstack.io/owner`
-    /// and `Name`. Keys starting with `aws:` or `webstack.io/` are reserved.
+    /// Tags added to every AWS resource of the stack, at most 45: AWS allows 50 per resource
+    /// and the operator adds `webstack.io/stack`, `webstack.io/component`, `webstack.io/owner`,
+    /// `Name` and, on some, `webstack.io/digest`. Keys starting with `aws:` or `webstack.io/`
+    /// are reserved.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[x_kube(validation = Rule::new("self.all(k, !k.lowerAscii().startsWith('aws:') && !k.lowerAscii().startsWith('webstack.io/') && k != 'Name')").message("tag keys starting with aws: or webstack.io/ (in any case), and Name, are reserved"))]
     #[schemars(extend(
-        "maxProperties" = 46,
+        "maxProperties" = 45,
         "additionalProperties" = {"type": "string", "maxLength": 256, "pattern": patterns::TAG_VALUE}
     ))]
     pub tags: BTreeMap<String, String>,

@@ -22,7 +22,9 @@ pub struct WaitPolicy {
 impl Default for WaitPolicy {
     fn default() -> Self {
         WaitPolicy {
-            first_poll: Duration::from_secs(2),
+            // What settles in a second (a certificate AWS issues at once, a load balancer
+            // already active) costs one more read instead of seconds.
+            first_poll: Duration::from_millis(500),
             max_poll: Duration::from_secs(10),
             in_pass: Duration::from_secs(20),
         }

@@ -9,8 +9,11 @@ pub const AWS_TAGS_PER_RESOURCE: usize = 50;
 /// Tags the operator adds to every resource: `webstack.io/stack`, `webstack.io/component`,
 /// `webstack.io/owner` and `Name`.
 pub const OPERATOR_TAGS: usize = 4;
+/// The tag some resources carry besides: `webstack.io/digest`, what was written where AWS
+/// does not report it back.
+pub const RECORD_TAGS: usize = 1;
 /// The most tags a stack may declare in `spec.tags`.
-pub const MAX_USER_TAGS: usize = AWS_TAGS_PER_RESOURCE - OPERATOR_TAGS;
+pub const MAX_USER_TAGS: usize = AWS_TAGS_PER_RESOURCE - OPERATOR_TAGS - RECORD_TAGS;
 /// Tag key prefixes the operator or AWS own, compared without regard to case.
 pub const RESERVED_TAG_PREFIXES: &[&str] = &["webstack.io/", "aws:"];
 
@@ -359,8 +362,9 @@ pub fn check_tags(tags: &BTreeMap<String, String>) -> Vec<(String, String)> {
         errors.push((
             "spec.tags".to_owned(),
             format!(
-                "{} tags; at most {MAX_USER_TAGS} are allowed, as AWS allows {AWS_TAGS_PER_RESOURCE} per resource and the operator adds {OPERATOR_TAGS}",
-                tags.len()
+                "{} tags; at most {MAX_USER_TAGS} are allowed, as AWS allows {AWS_TAGS_PER_RESOURCE} per resource and the operator adds up to {}",
+                tags.len(),
+                OPERATOR_TAGS + RECORD_TAGS
             ),
         ));
     }

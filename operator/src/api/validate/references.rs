@@ -298,13 +298,35 @@ fn missing_origin(s: &WebStackSpec, origin: &str) -> Option<String> {
     }
 }
 
+/// Why an origin that names a tier cannot be reached by CloudFront: the tier's load balancer
+/// is internal.
+fn internal_origin(s: &WebStackSpec, origin: &str) -> Option<String> {
+    let tier = match origin {
+        "frontend" => s
+            .frontend
+            .as_ref()
+            .filter(|f| f.kind == FrontendKind::Tier)
+            .and_then(|f| f.tier.as_deref())?,
+        o => o.strip_prefix("tier/")?,
+    };
+    let t = s
+        .backend
+        .iter()
+        .flat_map(|b| b.tiers.iter())
+        .find(|t| t.name == tier)?;
+    (t.load_balancer.scheme == crate::api::LoadBalancerScheme::Internal).then(|| {
+        format!("tier {tier:?} has an internal load balancer, which CloudFront cannot reach; make it InternetFacing")
+    })
+}
+
 fn cdn_origins(s: &WebStackSpec, errors: &mut ValidationErrors) {
     let Some(cdn) = &s.cdn else { return };
-    if let Some(why) = missing_origin(s, &cdn.default_origin) {
+    let why = |o: &str| missing_origin(s, o).or_else(|| internal_origin(s, o));
+    if let Some(why) = why(&cdn.default_origin) {
         errors.add("spec.cdn.defaultOrigin", why);
     }
     for (i, b) in cdn.behaviors.iter().enumerate() {
-        if let Some(why) = missing_origin(s, &b.origin) {
+        if let Some(why) = why(&b.origin) {
             errors.add(format!("spec.cdn.behaviors[{i}].origin"), why);
         }
     }
