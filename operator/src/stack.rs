@@ -568,7 +568,11 @@ pub async fn destroy_by_tags(
     stack: &WebStack,
     connect: &Connect,
 ) -> Result<DestroyOutcome, StackError> {
-    let scope = connect_scope(stack, connect).await?;
+    let mut scope = connect_scope(stack, connect).await?;
+    // Records in an existing zone are found by reading that zone.
+    if let Some(d) = stack.spec.dns.as_ref().filter(|d| !d.create_zone) {
+        scope.existing_zone = dns::existing_zone(&scope, &d.zone).await?;
+    }
     let retain = stack.spec.deletion_policy == crate::api::DeletionPolicy::Retain;
     Ok(aws::engine()
         .destroy(

@@ -935,3 +935,65 @@ async fn a_crash_anywhere_in_tekamolo_neither_duplicates_nor_leaks() {
         );
     }
 }
+
+/// A stack whose names are in a zone it does not manage: the records that validate its
+/// certificates are in its status and in `webstack status`, to be written where the zone is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_records_for_a_zone_elsewhere_are_reported() {
+    let moto = Moto::start();
+    let mut ws = deletable("tekamolo.yaml", "elsewhere");
+    ws.spec.dns = None;
+    let file = TempManifest::new(&serde_yaml::to_string(&ws).unwrap());
+    let applied = run_cli(
+        &moto.url(),
+        &["apply", "-f", file.path(), "-o", "json"],
+        &[],
+    );
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let v: Value = serde_json::from_slice(&applied.stdout).unwrap();
+    let records = v["status"]["outputs"]["validationRecords"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let acm = aws_sdk_acm::Client::new(&sdk_config(&moto.url(), "us-east-1").await);
+    let listed = acm.list_certificates().send().await.unwrap();
+    let arn = listed.certificate_summary_list()[0]
+        .certificate_arn()
+        .unwrap();
+    let detail = acm
+        .describe_certificate()
+        .certificate_arn(arn)
+        .send()
+        .await
+        .unwrap();
+    let options = detail.certificate().unwrap().domain_validation_options();
+    assert_eq!(records.len(), options.len(), "{records:?}");
+    for o in options {
+        let r = o.resource_record().unwrap();
+        assert!(
+            records.iter().any(|x| x["name"] == r.name()
+                && x["value"] == r.value()
+                && x["certificate"] == "tekamolo"),
+            "{r:?} in {records:?}"
+        );
+    }
+    let status = run_cli(&moto.url(), &["status", "-f", file.path()], &[]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("Validation records to write"), "{text}");
+    for o in options {
+        assert!(
+            text.contains(o.resource_record().unwrap().value()),
+            "{text}"
+        );
+    }
+    let destroyed = run_cli(&moto.url(), &["destroy", "-f", file.path()], &[]);
+    assert!(
+        destroyed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&destroyed.stderr)
+    );
+}

@@ -277,9 +277,13 @@ async fn a_second_apply_only_reads_once_per_type_and_plans_nothing() {
         vec![],
         "a no-change apply made mutating calls"
     );
+    // Once per type and region: CloudFront's certificates, alarms and their topic live in
+    // us-east-1, whatever the stack's region, and are read there too.
+    let global = ["ListCertificates", "DescribeAlarms", "ListTopics"];
     for (service, op, n) in calls.reads() {
+        let regions = if global.contains(&op.as_str()) { 2 } else { 1 };
         assert_eq!(
-            n, 1,
+            n, regions,
             "{service} {op} was called {n} times in a no-change apply"
         );
     }

@@ -99,8 +99,11 @@ fn validation_cache() -> &'static Mutex<HashMap<String, Validation>> {
     CACHE.get_or_init(Default::default)
 }
 
+/// The validation records of a certificate, once ACM reports one for every name (until then,
+/// none: a partial list would be cached for good).
 fn validation_of(c: &CertificateDetail) -> Validation {
-    c.domain_validation_options()
+    let options = c.domain_validation_options();
+    let records: Validation = options
         .iter()
         .filter_map(|o| {
             let r = o.resource_record()?;
@@ -110,7 +113,12 @@ fn validation_of(c: &CertificateDetail) -> Validation {
                 r.value().to_owned(),
             ))
         })
-        .collect()
+        .collect();
+    if records.len() == options.len() {
+        records
+    } else {
+        Vec::new()
+    }
 }
 
 /// The attribute of a certificate that holds the name (`part` "name") or value ("value") of
@@ -278,7 +286,7 @@ impl Observer<Scope> for CertificateObserver {
         }
         Ok(out
             .into_iter()
-            .map(|(c, o, records)| {
+            .filter_map(|(c, o, records)| {
                 let tags = scope
                     .api
                     .tags
@@ -287,11 +295,19 @@ impl Observer<Scope> for CertificateObserver {
                 let cdn = tags
                     .iter()
                     .any(|(k, v)| k == COMPONENT_TAG && v.starts_with(&format!("{CDN_TIER}/")));
+                // The global listing reports CloudFront's certificates only: the others there
+                // are the regional ones of stacks in that region.
+                if self.global && !cdn {
+                    return None;
+                }
                 let names = tags
                     .into_iter()
                     .find(|(k, _)| k == DIGEST_TAG)
                     .map(|(_, v)| v);
-                with_validation(observed(kind_of(cdn), &c, o, names), &records)
+                Some(with_validation(
+                    observed(kind_of(cdn), &c, o, names),
+                    &records,
+                ))
             })
             .collect())
     }

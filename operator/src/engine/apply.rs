@@ -427,8 +427,10 @@ impl<S: Send + Sync> Engine<S> {
         out: &mut ApplyOutcome,
     ) {
         let claimed = lock(&pass.claimed).clone();
+        // Deletions under way (a distribution disabled in an earlier pass) are carried on.
         let (kept, orphans): (Vec<Observed>, Vec<Observed>) = observation
-            .live()
+            .all()
+            .filter(|o| !matches!(o.readiness, super::Readiness::Gone(_)))
             .filter(|o| stack.owns(o) && !claimed.contains(&(o.kind, o.id.clone())))
             .cloned()
             .partition(|o| self.handlers.get(&o.kind).is_some_and(|h| h.holds_data()));

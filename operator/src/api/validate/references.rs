@@ -319,8 +319,36 @@ fn internal_origin(s: &WebStackSpec, origin: &str) -> Option<String> {
     })
 }
 
+/// The field of a bucket the CDN serves that is encrypted with KMS: CloudFront's origin access
+/// control reads SSE-KMS objects only under a key whose policy admits CloudFront.
+fn kms_origin(s: &WebStackSpec, origin: &str) -> Option<String> {
+    if origin == "frontend" {
+        let site = s
+            .frontend
+            .as_ref()
+            .filter(|f| f.kind == FrontendKind::S3)
+            .and_then(|f| f.s3.as_ref())?;
+        return (site.encryption == crate::api::BucketEncryption::Kms)
+            .then(|| "spec.frontend.s3.encryption".to_owned());
+    }
+    let name = origin.strip_prefix("bucket/")?;
+    let (i, b) = s.buckets.iter().enumerate().find(|(_, b)| b.name == name)?;
+    (b.encryption == crate::api::BucketEncryption::Kms)
+        .then(|| format!("spec.buckets[{i}].encryption"))
+}
+
 fn cdn_origins(s: &WebStackSpec, errors: &mut ValidationErrors) {
     let Some(cdn) = &s.cdn else { return };
+    let origins =
+        std::iter::once(&cdn.default_origin).chain(cdn.behaviors.iter().map(|b| &b.origin));
+    let mut refused: Vec<String> = origins.filter_map(|o| kms_origin(s, o)).collect();
+    refused.dedup();
+    for field in refused {
+        errors.add(
+            field,
+            "the CDN serves this bucket: encrypt it with S3Managed (CloudFront's origin access control cannot read objects under the AWS-managed KMS key)",
+        );
+    }
     let why = |o: &str| missing_origin(s, o).or_else(|| internal_origin(s, o));
     if let Some(why) = why(&cdn.default_origin) {
         errors.add("spec.cdn.defaultOrigin", why);

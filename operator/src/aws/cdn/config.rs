@@ -245,7 +245,8 @@ pub fn props_of(c: &DistributionConfig, access_control: Option<&str>) -> Value {
             json!({
                 "code": e.error_code(),
                 "responseCode": e.response_code().and_then(|c| c.parse::<i64>().ok()),
-                "page": e.response_page_path(),
+                // CloudFront reports an unset page as empty.
+                "page": e.response_page_path().filter(|p| !p.is_empty()),
                 "cacheSeconds": e.error_caching_min_ttl().unwrap_or(10),
             })
         })

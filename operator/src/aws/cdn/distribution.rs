@@ -26,10 +26,16 @@ use crate::engine::{
 
 /// The caller reference of the stack's distribution: the same for every create of it, so a
 /// create repeated after a crash is refused as `DistributionAlreadyExists` and the
-/// distribution found instead of made twice.
-fn caller_reference(scope: &Scope, node: &Resolved) -> String {
-    hex_digest(&format!("{}|{}", scope.stack.uid, node.id))[..32].to_owned()
+/// distribution found instead of made twice. A generation follows it (`-0`, `-1`, ...): a
+/// reference whose distribution was deleted (the CDN removed and declared again, a stack of
+/// the CLI destroyed and applied again) is not taken twice.
+fn caller_reference(scope: &Scope, node: &Resolved, generation: u32) -> String {
+    let base = hex_digest(&format!("{}|{}", scope.stack.uid, node.id));
+    format!("{}-{generation}", &base[..32])
 }
+
+/// How many generations of caller references a distribution goes through.
+const GENERATIONS: u32 = 32;
 
 /// The tag that records the origin access control the S3 origins were given: CloudFront does
 /// not report it back everywhere.
@@ -268,14 +274,14 @@ impl DistributionHandler {
     }
 
     /// The distribution a repeated caller reference names, when its tags say it is this
-    /// owner's: brought to the desired configuration.
+    /// owner's: brought to the desired configuration. `None` when none has it any more.
     async fn adopt(
         &self,
         scope: &Scope,
         node: &Resolved,
-        taken: AwsError,
-    ) -> Result<Observed, AwsError> {
-        let reference = caller_reference(scope, node);
+        reference: &str,
+        taken: &AwsError,
+    ) -> Result<Option<Observed>, AwsError> {
         let listed = pages(
             scope,
             SERVICE,
@@ -309,21 +315,23 @@ impl DistributionHandler {
             claim_taken(
                 scope,
                 tags.get(d.arn()),
-                &taken,
+                taken,
                 &format!("the distribution {}", d.id()),
             )?;
             if let Some(t) = tags.get(d.arn()) {
                 scope.api.tags.put(d.arn(), t.clone());
             }
             let wanted =
-                distribution_config(&props_value(node), &reference, true).map_err(invalid)?;
+                distribution_config(&props_value(node), reference, true).map_err(invalid)?;
             self.put(scope, d.id(), wanted, &etag).await?;
             self.record_access(scope, node, d.arn()).await?;
-            return Ok(created(scope, node, d.id())
-                .prop("arn", d.arn())
-                .prop("domainName", d.domain_name()));
+            return Ok(Some(
+                created(scope, node, d.id())
+                    .prop("arn", d.arn())
+                    .prop("domainName", d.domain_name()),
+            ));
         }
-        Err(taken)
+        Ok(None)
     }
 }
 
@@ -348,48 +356,62 @@ impl Handler<Scope> for DistributionHandler {
     }
 
     async fn create(&self, scope: &Scope, node: &Resolved) -> Result<Observed, AwsError> {
-        let reference = caller_reference(scope, node);
-        let config = distribution_config(&props_value(node), &reference, true).map_err(invalid)?;
         let mut all = scope.tags(node);
         all.push((DIGEST_TAG.to_owned(), recorded_access(node)));
         let tags: Vec<Tag> = all
             .iter()
             .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
             .collect();
-        let with_tags = DistributionConfigWithTags::builder()
-            .distribution_config(config)
-            .tags(Tags::builder().set_items(Some(tags)).build())
-            .build();
-        let made = scope
-            .api
-            .call(
-                SERVICE,
-                "CreateDistributionWithTags",
-                Effect::Idempotent,
-                || {
-                    scope
-                        .cloudfront
-                        .create_distribution_with_tags()
-                        .distribution_config_with_tags(with_tags.clone())
-                        .send()
-                },
-            )
-            .await;
-        let d = match made {
-            Ok(out) => out.distribution().cloned(),
-            Err(e) if e.code == "DistributionAlreadyExists" => {
-                return self.adopt(scope, node, e).await
-            }
-            Err(e) => return Err(e),
-        };
-        let (id, arn, domain) = d
-            .as_ref()
-            .map(|d| (d.id(), d.arn(), d.domain_name()))
-            .unwrap_or_default();
-        scope.api.tags.put(arn, all);
-        Ok(created(scope, node, id)
-            .prop("arn", arn)
-            .prop("domainName", domain))
+        for generation in 0..GENERATIONS {
+            let reference = caller_reference(scope, node, generation);
+            let config =
+                distribution_config(&props_value(node), &reference, true).map_err(invalid)?;
+            let with_tags = DistributionConfigWithTags::builder()
+                .distribution_config(config)
+                .tags(Tags::builder().set_items(Some(tags.clone())).build())
+                .build();
+            let made = scope
+                .api
+                .call(
+                    SERVICE,
+                    "CreateDistributionWithTags",
+                    Effect::Idempotent,
+                    || {
+                        scope
+                            .cloudfront
+                            .create_distribution_with_tags()
+                            .distribution_config_with_tags(with_tags.clone())
+                            .send()
+                    },
+                )
+                .await;
+            let d = match made {
+                Ok(out) => out.distribution().cloned(),
+                Err(e) if e.code == "DistributionAlreadyExists" => {
+                    match self.adopt(scope, node, &reference, &e).await? {
+                        Some(found) => return Ok(found),
+                        // Its distribution is gone: the next generation.
+                        None => continue,
+                    }
+                }
+                Err(e) => return Err(e),
+            };
+            let (id, arn, domain) = d
+                .as_ref()
+                .map(|d| (d.id(), d.arn(), d.domain_name()))
+                .unwrap_or_default();
+            scope.api.tags.put(arn, all);
+            return Ok(created(scope, node, id)
+                .prop("arn", arn)
+                .prop("domainName", domain));
+        }
+        Err(AwsError::new(
+            SERVICE,
+            "CreateDistributionWithTags",
+            "DistributionAlreadyExists",
+            format!("every caller reference of {} was taken", node.id),
+            ErrorClass::Permanent,
+        ))
     }
 
     async fn update(

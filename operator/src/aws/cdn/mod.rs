@@ -105,6 +105,11 @@ pub fn served_buckets(spec: &WebStackSpec) -> Vec<String> {
 /// speaks HTTPS with a certificate for the site's names).
 fn policies(caching: Caching, https_origin: bool) -> (&'static str, &'static str, &'static str) {
     match caching {
+        // CloudFront checks an HTTPS origin's certificate against the Host it sends: the
+        // site's own name, which the load balancer's certificate covers.
+        Caching::Optimized if https_origin => {
+            (config::CACHING_OPTIMIZED, config::ALL_VIEWER, "read")
+        }
         Caching::Optimized => (config::CACHING_OPTIMIZED, "", "read"),
         Caching::Disabled if https_origin => (config::CACHING_DISABLED, config::ALL_VIEWER, "all"),
         Caching::Disabled => (
@@ -121,6 +126,13 @@ fn price_class(p: PriceClass) -> &'static str {
         PriceClass::PriceClass200 => "PriceClass_200",
         PriceClass::PriceClassAll => "PriceClass_All",
     }
+}
+
+/// The distribution's comment: CloudFront keeps 128 characters.
+fn comment(stack: &StackRef) -> String {
+    let mut c = format!("webstack {}", stack.id());
+    c.truncate(128);
+    c
 }
 
 /// The CDN's nodes: the origin access control (when a bucket is served) and the
@@ -187,13 +199,14 @@ pub fn desired(stack: &StackRef, spec: &WebStackSpec, certificate: Option<&NodeI
     add_origin(&default);
     let default_behavior = behavior(&default, Caching::Optimized);
     let mut behaviors = Vec::new();
-    for (i, b) in cdn.behaviors.iter().enumerate() {
+    for b in &cdn.behaviors {
         let Some(t) = target(spec, &b.origin) else {
             continue;
         };
         add_origin(&t);
         let mut v = behavior(&t, b.caching);
-        v["order"] = json!(i);
+        // The position among the behaviours built, as CloudFront reports it back.
+        v["order"] = json!(behaviors.len());
         v["path"] = json!(b.path_pattern);
         behaviors.push(v);
     }
@@ -245,7 +258,7 @@ pub fn desired(stack: &StackRef, spec: &WebStackSpec, certificate: Option<&NodeI
         .prop("priceClass", price_class(cdn.price_class))
         .prop("defaultRootObject", root.as_str())
         .prop("errorResponses", Value::Array(errors))
-        .prop("comment", format!("webstack {}", stack.id()));
+        .prop("comment", comment(stack));
     d = match certificate {
         Some(c) => d.prop("certificate", c.clone()),
         None => d.prop("certificate", ""),

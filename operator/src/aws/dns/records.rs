@@ -2,6 +2,8 @@
 //! comparing: a repeated create is no error in Route 53's emulator, and `UPSERT` makes the
 //! same true in AWS), deleted the same way with what Route 53 holds at that moment.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use aws_sdk_route53::types::{
     AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
@@ -11,7 +13,7 @@ use serde_json::json;
 use super::{alias, RECORD, SERVICE};
 use crate::aws::client::Effect;
 use crate::aws::error::AwsError;
-use crate::aws::tags::ownership;
+use crate::aws::tags::{ownership, Ownership};
 use crate::aws::{created, Scope, COMPONENT_TAG, OWNER_TAG, STACK_TAG};
 use crate::engine::{FieldChange, Handler, Kind, Observed, Resolved, Selector};
 
@@ -20,13 +22,34 @@ fn marker_name(name: &str, type_: &str) -> String {
     format!("_webstack-{}.{name}", type_.to_ascii_lowercase())
 }
 
-/// The ownership record's value: the ownership tags, quoted as TXT values are.
+/// The ownership record's value: the ownership tags, as TXT strings of at most 255
+/// characters each (a TXT record's strings are read back as one text).
 fn marker_value(scope: &Scope, component: &str) -> String {
-    format!(
-        "\"{STACK_TAG}={} {COMPONENT_TAG}={component} {OWNER_TAG}={}\"",
+    let text = format!(
+        "{STACK_TAG}={} {COMPONENT_TAG}={component} {OWNER_TAG}={}",
         scope.stack.id(),
         scope.stack.uid
-    )
+    );
+    txt_strings(&text)
+}
+
+/// A text as TXT strings of at most 255 characters each.
+fn txt_strings(text: &str) -> String {
+    text.as_bytes()
+        .chunks(255)
+        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The text of a TXT value: its quoted strings joined.
+fn marker_text(value: &str) -> String {
+    value
+        .split('"')
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, s)| s)
+        .collect()
 }
 
 /// Names as Route 53 reports them: lower case, with the trailing dot, `*` unescaped.
@@ -79,20 +102,23 @@ pub(super) async fn observe_records(
     zone: &str,
 ) -> Result<Vec<Observed>, AwsError> {
     let sets = record_sets(scope, zone).await?;
+    // The ownership records by name.
+    let owners: HashMap<String, Ownership> = sets
+        .iter()
+        .filter(|m| m.r#type() == &RrType::Txt && m.name().starts_with("_webstack-"))
+        .filter_map(|m| {
+            let owner = m.resource_records().iter().find_map(|r| {
+                let text = marker_text(r.value());
+                ownership(text.split(' ').filter_map(|kv| kv.split_once('=')))
+            })?;
+            Some((canonical(m.name()), owner))
+        })
+        .collect();
     let mut out = Vec::new();
     for set in &sets {
         let name = canonical(set.name());
         let type_ = set.r#type().as_str();
-        let marker = canonical(&marker_name(&name, type_));
-        let Some(owner) = sets
-            .iter()
-            .filter(|m| m.r#type() == &RrType::Txt && canonical(m.name()) == marker)
-            .flat_map(|m| m.resource_records())
-            .find_map(|r| {
-                let text = r.value().trim_matches('"');
-                ownership(text.split(' ').filter_map(|kv| kv.split_once('=')))
-            })
-        else {
+        let Some(owner) = owners.get(&canonical(&marker_name(&name, type_))).cloned() else {
             continue;
         };
         if !selector.admits(&owner.stack) {
@@ -213,16 +239,39 @@ async fn change(
 pub struct RecordHandler;
 
 impl RecordHandler {
-    async fn upsert(&self, scope: &Scope, node: &Resolved) -> Result<(), AwsError> {
+    async fn write(
+        &self,
+        scope: &Scope,
+        node: &Resolved,
+        action: ChangeAction,
+    ) -> Result<(), AwsError> {
         change(
             scope,
             node.req("zone"),
             vec![
-                (ChangeAction::Upsert, record_set(node)?),
-                (ChangeAction::Upsert, marker_set(scope, node)?),
+                (action.clone(), record_set(node)?),
+                (action, marker_set(scope, node)?),
             ],
         )
         .await
+    }
+
+    /// Who a record of the zone belongs to, by its ownership record.
+    async fn owner_of(
+        &self,
+        scope: &Scope,
+        node: &Resolved,
+    ) -> Result<Option<Ownership>, AwsError> {
+        let marker = canonical(&marker_name(&canonical(node.req("name")), node.req("type")));
+        Ok(record_sets(scope, node.req("zone"))
+            .await?
+            .iter()
+            .filter(|m| m.r#type() == &RrType::Txt && canonical(m.name()) == marker)
+            .flat_map(|m| m.resource_records())
+            .find_map(|r| {
+                let text = marker_text(r.value());
+                ownership(text.split(' ').filter_map(|kv| kv.split_once('=')))
+            }))
     }
 }
 
@@ -237,7 +286,33 @@ impl Handler<Scope> for RecordHandler {
     }
 
     async fn create(&self, scope: &Scope, node: &Resolved) -> Result<Observed, AwsError> {
-        self.upsert(scope, node).await?;
+        // A record of that name that somebody else wrote is not taken over: CREATE fails for
+        // it, and only one whose ownership record names this owner (a create whose answer was
+        // lost) is written again.
+        match self.write(scope, node, ChangeAction::Create).await {
+            Ok(()) => {}
+            Err(e) if e.code == "InvalidChangeBatch" && e.message.contains("already exists") => {
+                let mine = self
+                    .owner_of(scope, node)
+                    .await?
+                    .is_some_and(|o| o.owner.as_deref() == Some(scope.stack.uid.as_str()));
+                if !mine {
+                    return Err(AwsError::new(
+                        SERVICE,
+                        "ChangeResourceRecordSets",
+                        e.code.clone(),
+                        format!(
+                            "the record {} {} exists and is not this stack's: delete it, or leave the name out of spec.dns.records",
+                            canonical(node.req("name")),
+                            node.req("type")
+                        ),
+                        crate::aws::error::ErrorClass::Permanent,
+                    ));
+                }
+                self.write(scope, node, ChangeAction::Upsert).await?;
+            }
+            Err(e) => return Err(e),
+        }
         let zone = node.req("zone");
         let mut o = created(
             scope,
@@ -266,7 +341,7 @@ impl Handler<Scope> for RecordHandler {
         _current: &Observed,
         _changes: &[FieldChange],
     ) -> Result<Option<Observed>, AwsError> {
-        self.upsert(scope, node).await?;
+        self.write(scope, node, ChangeAction::Upsert).await?;
         Ok(None)
     }
 
@@ -292,7 +367,11 @@ impl Handler<Scope> for RecordHandler {
         if doomed.is_empty() {
             return Ok(());
         }
-        change(scope, zone, doomed).await
+        match change(scope, zone, doomed).await {
+            // Deleted by the same batch sent before, whose answer was lost.
+            Err(e) if e.code == "InvalidChangeBatch" && e.message.contains("not found") => Ok(()),
+            other => other,
+        }
     }
 }
 
@@ -308,6 +387,15 @@ mod tests {
             marker_name("www.example.com.", "AAAA"),
             "_webstack-aaaa.www.example.com."
         );
+    }
+
+    #[test]
+    fn long_ownership_texts_are_split_into_strings_and_read_back_whole() {
+        let text = "x".repeat(300);
+        let value = txt_strings(&text);
+        assert_eq!(value.matches('"').count(), 4);
+        assert_eq!(marker_text(&value), text);
+        assert_eq!(marker_text("\"a=b c=d\""), "a=b c=d");
     }
 
     #[test]

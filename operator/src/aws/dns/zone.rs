@@ -27,10 +27,15 @@ fn key(id: &str) -> String {
     format!("route53:hostedzone/{}", short(id))
 }
 
-/// The caller reference of the stack's zone: the same for every create of it.
+/// What the caller references of the stack's zone start with: the same for every create of
+/// it. A generation follows (`-0`, `-1`, ...): Route 53 never takes a reference twice, even
+/// once its zone is deleted.
 fn caller_reference(scope: &Scope, node: &Resolved) -> String {
     hex_digest(&format!("{}|{}", scope.stack.uid, node.id))[..32].to_owned()
 }
+
+/// How many generations of caller references a zone goes through.
+const GENERATIONS: u32 = 32;
 
 /// A zone's name servers never change: read once per process.
 fn name_servers_cache() -> &'static Mutex<HashMap<String, Vec<String>>> {
@@ -192,26 +197,83 @@ impl Observer<Scope> for DnsObserver {
 pub struct ZoneHandler;
 
 impl ZoneHandler {
+    /// Tags the zone, ten tags a call (Route 53's limit), the ownership tags first.
     async fn tag(&self, scope: &Scope, node: &Resolved, id: &str) -> Result<(), AwsError> {
         let tags = scope.tags(node);
-        let add: Vec<Tag> = tags
+        let mut add: Vec<Tag> = tags
             .iter()
             .map(|(k, v)| Tag::builder().key(k).value(v).build())
             .collect();
-        scope
-            .api
-            .call(SERVICE, "ChangeTagsForResource", Effect::Idempotent, || {
-                scope
-                    .route53
-                    .change_tags_for_resource()
-                    .resource_type(TagResourceType::Hostedzone)
-                    .resource_id(id)
-                    .set_add_tags(Some(add.clone()))
-                    .send()
-            })
-            .await?;
+        add.sort_by_key(|t| !t.key().is_some_and(|k| OWNERSHIP_TAGS.contains(&k)));
+        for chunk in add.chunks(10) {
+            scope
+                .api
+                .call(SERVICE, "ChangeTagsForResource", Effect::Idempotent, || {
+                    scope
+                        .route53
+                        .change_tags_for_resource()
+                        .resource_type(TagResourceType::Hostedzone)
+                        .resource_id(id)
+                        .set_add_tags(Some(chunk.to_vec()))
+                        .send()
+                })
+                .await?;
+        }
         scope.api.tags.put(&key(id), tags);
         Ok(())
+    }
+}
+
+impl ZoneHandler {
+    /// Creates the zone under the first caller reference not taken yet; a reference taken by
+    /// a create whose answer was lost names the zone it made.
+    async fn make(&self, scope: &Scope, name: &str, base: &str) -> Result<String, AwsError> {
+        for generation in 0..GENERATIONS {
+            let reference = format!("{base}-{generation}");
+            let made = scope
+                .api
+                .call(SERVICE, "CreateHostedZone", Effect::Idempotent, || {
+                    scope
+                        .route53
+                        .create_hosted_zone()
+                        .name(name)
+                        .caller_reference(&reference)
+                        .send()
+                })
+                .await;
+            let made = match made {
+                Ok(made) => made,
+                Err(e) if e.code == "HostedZoneAlreadyExists" => {
+                    let lost = zones_named(scope, name)
+                        .await?
+                        .into_iter()
+                        .find(|z| z.caller_reference() == reference);
+                    match lost {
+                        Some(z) => return Ok(short(z.id()).to_owned()),
+                        None => continue,
+                    }
+                }
+                Err(e) => return Err(e),
+            };
+            let id = made
+                .hosted_zone()
+                .map(|z| short(z.id()).to_owned())
+                .unwrap_or_default();
+            if let Some(d) = made.delegation_set() {
+                name_servers_cache()
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id.clone(), d.name_servers().to_vec());
+            }
+            return Ok(id);
+        }
+        Err(AwsError::new(
+            SERVICE,
+            "CreateHostedZone",
+            "HostedZoneAlreadyExists",
+            format!("every caller reference of the zone {name} was taken"),
+            ErrorClass::Permanent,
+        ))
     }
 }
 
@@ -233,7 +295,7 @@ impl Handler<Scope> for ZoneHandler {
         // its name and caller reference (a second create would make a second zone).
         let mut found = None;
         for z in zones_named(scope, name).await? {
-            if z.caller_reference() != reference {
+            if !z.caller_reference().starts_with(&reference) {
                 continue;
             }
             let id = short(z.id()).to_owned();
@@ -258,30 +320,7 @@ impl Handler<Scope> for ZoneHandler {
         }
         let id = match found {
             Some(id) => id,
-            None => {
-                let made = scope
-                    .api
-                    .call(SERVICE, "CreateHostedZone", Effect::Idempotent, || {
-                        scope
-                            .route53
-                            .create_hosted_zone()
-                            .name(name)
-                            .caller_reference(&reference)
-                            .send()
-                    })
-                    .await?;
-                let id = made
-                    .hosted_zone()
-                    .map(|z| short(z.id()).to_owned())
-                    .unwrap_or_default();
-                if let Some(d) = made.delegation_set() {
-                    name_servers_cache()
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(id.clone(), d.name_servers().to_vec());
-                }
-                id
-            }
+            None => self.make(scope, name, &reference).await?,
         };
         self.tag(scope, node, &id).await?;
         let servers = name_servers(scope, &id).await?;

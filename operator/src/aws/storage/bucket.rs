@@ -241,6 +241,8 @@ impl Observer<Scope> for BucketObserver {
                     .s3
                     .list_buckets()
                     .bucket_region(&scope.region)
+                    // Paginated: an account allowed more than 10,000 buckets needs it.
+                    .max_buckets(1000)
                     .set_continuation_token(token)
                     .send()
             },
@@ -675,7 +677,9 @@ impl Handler<Scope> for BucketHandler {
             }
             Err(e) => return Err(e),
         }
-        self.write_tags(scope, node, name).await?;
+        // Ownership first, so that the bucket is found by its tags after a crash; what the
+        // digest tag records, once it is written.
+        self.put_tags(scope, name, &scope.tags(node)).await?;
         self.block_public_access(scope, name).await?;
         self.encrypt(scope, node, name).await?;
         if node.bool("versioning") {
@@ -685,6 +689,7 @@ impl Handler<Scope> for BucketHandler {
         if !node.props.get("cors").unwrap_or(&Value::Null).is_null() {
             self.cors(scope, node, name).await?;
         }
+        self.write_tags(scope, node, name).await?;
         let mut o = attributes(created(scope, node, name), name, &scope.region);
         for key in ["lifecycle", "cors"] {
             o.props.insert(
