@@ -24,6 +24,27 @@ use webstack::stack::{self, Prepared, StackError};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines are written to standard error: `text`, or `json` (one object a line,
+    /// for log collectors). The level comes from `WEBSTACK_LOG` (default `warn`; `info` for
+    /// `webstack run`).
+    #[arg(long, global = true, value_enum, env = "WEBSTACK_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Cli {
+    /// The log level when `WEBSTACK_LOG` does not set one.
+    pub fn default_log_level(&self) -> &'static str {
+        match self.command {
+            Command::Run(_) => "info",
+            _ => "warn",
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -69,8 +90,15 @@ struct RunArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     concurrency: u16,
     /// Watch only this namespace (default: all).
-    #[arg(long)]
+    #[arg(long, env = "WEBSTACK_NAMESPACE")]
     namespace: Option<String>,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz` (`none` to serve nothing).
+    #[arg(long, default_value = "0.0.0.0:8080", env = "WEBSTACK_METRICS_ADDRESS")]
+    metrics_address: String,
+    /// AWS requests per second per account, region and service (bursts of five times as
+    /// many); the process shares them between all stacks.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    aws_requests_per_second: u32,
 }
 
 #[derive(clap::Args, Debug)]
@@ -533,16 +561,39 @@ async fn run_controller(args: RunArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(format!("cannot reach the Kubernetes API: {e}"), 1),
     };
+    let metrics_address = match args.metrics_address.as_str() {
+        "none" | "" => None,
+        a => match a.parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                return fail(
+                    format!("--metrics-address: {a} is not an address such as 0.0.0.0:8080"),
+                    2,
+                )
+            }
+        },
+    };
     let settings = webstack::controller::Settings {
         resync: Duration::from_secs(args.resync_seconds),
         retry: Duration::from_secs(args.retry_seconds),
         concurrency: args.concurrency,
         namespace: args.namespace,
+        metrics_address,
+        ..Default::default()
     };
-    eprintln!(
-        "webstack controller: watching WebStacks (resync {}s)",
-        args.resync_seconds
+    let rate = f64::from(args.aws_requests_per_second);
+    let mut connect = webstack::aws::Connect::default();
+    connect.rate_limit = Some(webstack::aws::client::RateLimit {
+        burst: rate * 5.0,
+        per_second: rate,
+    });
+    tracing::info!(
+        resync = args.resync_seconds,
+        concurrency = args.concurrency,
+        "webstack controller: watching WebStacks"
     );
-    webstack::controller::run(client, settings, webstack::aws::Connect::default()).await;
-    ExitCode::SUCCESS
+    match webstack::controller::run(client, settings, connect).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e.to_string(), 1),
+    }
 }

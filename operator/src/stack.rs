@@ -69,6 +69,9 @@ impl StackError {
 pub struct Prepared {
     pub stack: WebStack,
     pub scope: Scope,
+    /// The observation shared with every stack of the same account and region, when the
+    /// caller shares one (the controller).
+    pub shared: Option<std::sync::Arc<crate::engine::SharedObservation>>,
     pub engine: Engine<Scope>,
     pub zones: Vec<String>,
     pub graph: Graph,
@@ -391,30 +394,7 @@ pub async fn images(
     scope: &Scope,
     stack: &WebStack,
 ) -> Result<BTreeMap<String, String>, StackError> {
-    let mut wanted: Vec<(String, String)> = Vec::new();
-    for (i, t) in stack
-        .spec
-        .backend
-        .iter()
-        .flat_map(|b| b.tiers.iter())
-        .enumerate()
-    {
-        let Some(ec2) = t
-            .ec2
-            .as_ref()
-            .filter(|_| t.runtime == crate::api::Runtime::Ec2)
-        else {
-            continue;
-        };
-        if let (None, Some(p)) = (&ec2.image.ami_id, &ec2.image.ssm_parameter) {
-            if !wanted.iter().any(|(w, _)| w == p) {
-                wanted.push((
-                    p.clone(),
-                    format!("spec.backend.tiers[{i}].ec2.image.ssmParameter"),
-                ));
-            }
-        }
-    }
+    let wanted = image_parameters(stack);
     let mut out = BTreeMap::new();
     for chunk in wanted.chunks(10) {
         let names: Vec<String> = chunk.iter().map(|(n, _)| n.clone()).collect();
@@ -452,6 +432,35 @@ pub async fn images(
     Ok(out)
 }
 
+/// The SSM parameters the spec's EC2 tiers take their images from, each with its field.
+fn image_parameters(stack: &WebStack) -> Vec<(String, String)> {
+    let mut wanted: Vec<(String, String)> = Vec::new();
+    for (i, t) in stack
+        .spec
+        .backend
+        .iter()
+        .flat_map(|b| b.tiers.iter())
+        .enumerate()
+    {
+        let Some(ec2) = t
+            .ec2
+            .as_ref()
+            .filter(|_| t.runtime == crate::api::Runtime::Ec2)
+        else {
+            continue;
+        };
+        if let (None, Some(p)) = (&ec2.image.ami_id, &ec2.image.ssm_parameter) {
+            if !wanted.iter().any(|(w, _)| w == p) {
+                wanted.push((
+                    p.clone(),
+                    format!("spec.backend.tiers[{i}].ec2.image.ssmParameter"),
+                ));
+            }
+        }
+    }
+    wanted
+}
+
 /// The network as the tiers need it: a database's and a cache's security groups, on their
 /// engines' ports, whether or not the network section names those ports.
 pub fn effective_network(spec: &crate::api::WebStackSpec) -> crate::api::NetworkSpec {
@@ -469,6 +478,11 @@ pub fn effective_network(spec: &crate::api::WebStackSpec) -> crate::api::Network
         groups.cache_port.get_or_insert(6379);
     }
     net
+}
+
+/// The stack's id in the `webstack.io/stack` tag: `namespace/name`.
+pub fn stack_id(stack: &WebStack) -> String {
+    stack_ref(stack).id()
 }
 
 /// The stack's identity for AWS: namespace, name and owner.
@@ -529,8 +543,12 @@ async fn prepare_checked(
 ) -> Result<Prepared, StackError> {
     let mut scope = connect_scope(&stack, connect).await?;
     scope.inputs = std::sync::Arc::new(inputs);
+    let shared = connect
+        .sharing
+        .as_ref()
+        .map(|s| s.of(scope.api.account(), &scope.region));
     if let Some(d) = stack.spec.dns.as_ref().filter(|d| !d.create_zone) {
-        scope.existing_zone = dns::existing_zone(&scope, &d.zone).await?;
+        scope.existing_zone = existing_zone(&scope, shared.as_deref(), &d.zone).await?;
         if scope.existing_zone.is_none() && !destroying {
             return Err(ValidationErrors::single(
                 "spec.dns.zone",
@@ -544,7 +562,20 @@ async fn prepare_checked(
     }
     validate::check_region_move(&stack, &scope.region)?;
     let zones = zones(&scope, &stack).await?;
-    let images = images(&scope, &stack).await?;
+    let images = match &shared {
+        Some(shared) => {
+            let names: Vec<String> = image_parameters(&stack).into_iter().map(|(n, _)| n).collect();
+            let key = format!("images:{}", names.join(","));
+            let value = shared
+                .lookup(&key, || async {
+                    let found = images(&scope, &stack).await?;
+                    Ok::<_, StackError>(serde_json::to_value(found).unwrap_or_default())
+                })
+                .await?;
+            serde_json::from_value(value).unwrap_or_default()
+        }
+        None => images(&scope, &stack).await?,
+    };
     let graph = desired_graph(
         &stack,
         &scope.region,
@@ -556,10 +587,31 @@ async fn prepare_checked(
     Ok(Prepared {
         stack,
         scope,
+        shared,
         engine: aws::engine(),
         zones,
         graph,
     })
+}
+
+/// The id of the existing zone `name`, read at most once per maximum age of the shared
+/// observation when there is one.
+async fn existing_zone(
+    scope: &Scope,
+    shared: Option<&crate::engine::SharedObservation>,
+    name: &str,
+) -> Result<Option<String>, StackError> {
+    let Some(shared) = shared else {
+        return Ok(dns::existing_zone(scope, name).await?);
+    };
+    let found = shared
+        .lookup(&format!("zone:{name}"), || async {
+            Ok::<_, AwsError>(serde_json::Value::from(
+                dns::existing_zone(scope, name).await?,
+            ))
+        })
+        .await?;
+    Ok(found.as_str().map(str::to_owned))
 }
 
 /// Deletes (or, with `Retain`, releases) what a stack owns, found by its tags alone: for a
@@ -681,12 +733,42 @@ impl Prepared {
         Ok(self.engine.plan(&self.graph, &observation, &self.key()))
     }
 
-    /// One apply pass.
+    /// One apply pass. With a shared observation, a steady stack reads nothing of its own;
+    /// a pass that changed anything (or left something to wait for or retry) has the stack
+    /// read alone until a later snapshot covers it.
     pub async fn apply_once(&self, reporter: &dyn Reporter) -> Result<ApplyOutcome, StackError> {
-        Ok(self
+        let observation = self.shared_observation().await?;
+        let out = self
             .engine
-            .apply(&self.scope, &self.key(), &self.graph, None, reporter)
-            .await?)
+            .apply(&self.scope, &self.key(), &self.graph, observation, reporter)
+            .await;
+        if let Some(shared) = &self.shared {
+            let quiet = out
+                .as_ref()
+                .is_ok_and(|o| o.is_ready() && o.events.is_empty() && o.deleted.is_empty());
+            if !quiet {
+                shared.wrote(&self.stack_id());
+            }
+        }
+        Ok(out?)
+    }
+
+    /// The stack's share of the shared observation, or `None` to read it alone.
+    async fn shared_observation(&self) -> Result<Option<Observation>, StackError> {
+        let Some(shared) = &self.shared else {
+            return Ok(None);
+        };
+        let needs: Vec<String> = self.scope.existing_zone.iter().cloned().collect();
+        let observation = shared
+            .for_stack(&self.stack_id(), &needs, |zones| async move {
+                let mut every = self.scope.clone();
+                every.observed_zones = zones.into_iter().collect();
+                self.engine
+                    .observe(&every, &crate::engine::Selector::AllStacks)
+                    .await
+            })
+            .await?;
+        Ok(observation)
     }
 
     /// Applies passes until the stack is Ready, a permanent error occurs, or `timeout` passes.

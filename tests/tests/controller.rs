@@ -17,7 +17,7 @@ fn settings() -> Settings {
         resync: Duration::from_secs(300),
         retry: Duration::from_secs(1),
         concurrency: 4,
-        namespace: None,
+        ..Default::default()
     }
 }
 
@@ -337,7 +337,7 @@ async fn a_controller_killed_mid_reconcile_converges_without_duplicates() {
     let kubeconfig = server.kubeconfig();
     let controller = |crash: Option<&str>| {
         let mut cmd = std::process::Command::new(webstack_bin());
-        cmd.args(["run", "--retry-seconds", "1"])
+        cmd.args(["run", "--retry-seconds", "1", "--metrics-address", "none"])
             .env("KUBECONFIG", &kubeconfig)
             .env("AWS_ENDPOINT_URL", moto.url())
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)

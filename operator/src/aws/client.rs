@@ -203,6 +203,24 @@ impl CallCounts {
             .collect()
     }
 
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &CallCounts) {
+        for (service, ops) in &other.0 {
+            for (op, outcomes) in ops {
+                for (outcome, n) in outcomes {
+                    *self
+                        .0
+                        .entry(service.clone())
+                        .or_default()
+                        .entry(op.clone())
+                        .or_default()
+                        .entry(outcome.clone())
+                        .or_default() += n;
+                }
+            }
+        }
+    }
+
     pub fn difference(&self, earlier: &CallCounts) -> CallCounts {
         let mut out = CallCounts::default();
         for (service, ops) in &self.0 {
@@ -284,6 +302,11 @@ impl AwsApi {
 
     pub fn region(&self) -> &str {
         &self.region
+    }
+
+    /// Whose calls these are: the key rate limits and shared observations are kept under.
+    pub fn account(&self) -> &str {
+        &self.account
     }
 
     pub fn counts(&self) -> CallCounts {

@@ -109,6 +109,9 @@ pub struct Scope {
     /// The existing hosted zone the spec's DNS names (`spec.dns.createZone: false`), found by
     /// its name when the stack is prepared.
     pub existing_zone: Option<String>,
+    /// More zones whose records an observation of every stack reads: the existing zones of
+    /// all the stacks it serves.
+    pub observed_zones: Vec<String>,
     /// Values from outside the spec (Kubernetes Secrets) that handlers hand to AWS.
     pub inputs: Arc<crate::inputs::Inputs>,
     /// IAM, CloudFront and Route 53 are global: their clients reach [`GLOBAL_REGION`].
@@ -146,6 +149,11 @@ pub struct Connect {
     pub credentials: Option<aws_credential_types::Credentials>,
     /// A call layer to share (its counts and rate limits); a new one otherwise.
     pub api: Option<Arc<AwsApi>>,
+    /// One observation per account and region serving every stack's reconcile (the
+    /// controller); each stack reads alone when unset (the CLI).
+    pub sharing: Option<Arc<crate::engine::shared::Sharing>>,
+    /// The pace of AWS calls per account, region and service; the default otherwise.
+    pub rate_limit: Option<client::RateLimit>,
     /// Configurations and call layers already built, by region: credentials are resolved once
     /// per region and reused by every reconcile, not rebuilt each time.
     connected: Arc<Mutex<HashMap<String, Connected>>>,
@@ -167,12 +175,31 @@ impl Connect {
             Some(a) => a,
             None => {
                 let region = config.region().map(|r| r.to_string()).unwrap_or_default();
-                Arc::new(AwsApi::new(account_key(&config).await?, region))
+                let api = AwsApi::new(account_key(&config).await?, region);
+                Arc::new(match self.rate_limit {
+                    Some(limit) => api.with_rate_limit(limit),
+                    None => api,
+                })
             }
         };
         let pair = (config, api);
         self.lock().insert(key, pair.clone());
         Ok(pair)
+    }
+
+    /// Every AWS call made through this connection so far, in every region.
+    pub fn call_counts(&self) -> client::CallCounts {
+        let mut apis: Vec<Arc<AwsApi>> = Vec::new();
+        for (_, api) in self.lock().values() {
+            if !apis.iter().any(|a| Arc::ptr_eq(a, api)) {
+                apis.push(api.clone());
+            }
+        }
+        let mut out = client::CallCounts::default();
+        for api in apis {
+            out.add(&api.counts());
+        }
+        out
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Connected>> {
@@ -258,6 +285,7 @@ impl Scope {
             global: Arc::default(),
             inputs: Arc::default(),
             existing_zone: None,
+            observed_zones: Vec::new(),
             stack,
             user_tags,
             api,

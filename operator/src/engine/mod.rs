@@ -10,6 +10,7 @@ pub mod outcome;
 pub mod plan;
 pub mod provider;
 mod settle;
+pub mod shared;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub use outcome::{
 pub use plan::{digest, Action, Graph, KindRules, Observation, Plan, PlannedChange};
 pub use provider::{Handler, Observer, Replacement, Selector};
 pub use settle::WaitPolicy;
+pub use shared::SharedObservation;
 
 /// The engine: handlers per kind, observers per family, and how hard to push.
 pub struct Engine<S> {

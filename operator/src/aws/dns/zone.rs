@@ -182,7 +182,7 @@ impl Observer<Scope> for DnsObserver {
             );
             record_zones.push(id);
         }
-        if let Some(existing) = &scope.existing_zone {
+        for existing in scope.existing_zone.iter().chain(&scope.observed_zones) {
             if !record_zones.contains(existing) {
                 record_zones.push(existing.clone());
             }

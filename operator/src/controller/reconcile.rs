@@ -1,20 +1,15 @@
-//! The Kubernetes controller: thin. It watches WebStacks, keeps a finalizer, runs the same
-//! engine as the CLI, and writes status and events. Everything else lives in [`crate::stack`].
+//! One reconcile of one WebStack: the finalizer, the engine pass (the same engine as the CLI),
+//! status and events.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter as EventReporter};
-use kube::runtime::finalizer::{finalizer, Event as Finalizer};
-use kube::runtime::watcher;
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
-use rand::Rng;
 use serde_json::json;
 
+use super::metrics::Metrics;
 use crate::api::{Phase, WebStack, WebStackStatus};
 use crate::aws::Connect;
 use crate::engine::{self, EventKind};
@@ -35,8 +30,17 @@ pub enum Error {
     Stack(#[from] StackError),
     #[error("AWS resources of the stack remain: {0}")]
     CleanupIncomplete(String),
-    #[error("AWS is still deleting: {0}")]
-    CleanupPending(String),
+}
+
+impl Error {
+    /// The CamelCase reason it is counted under.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "KubernetesError",
+            Error::Stack(e) => e.reason(),
+            Error::CleanupIncomplete(_) => "CleanupIncomplete",
+        }
+    }
 }
 
 /// What every reconcile shares.
@@ -44,78 +48,90 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub connect: Connect,
-    /// Time between reconciles of a Ready stack (drift detection), before jitter.
-    pub resync: Duration,
-    /// Time before a stack that is still converging is looked at again.
-    pub retry: Duration,
+    pub metrics: Arc<Metrics>,
 }
 
-/// Settings of `webstack run`.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub resync: Duration,
-    pub retry: Duration,
-    pub concurrency: u16,
-    /// Only this namespace, or all.
-    pub namespace: Option<String>,
+/// When to look at a stack again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// At the resync interval: nothing more happens without a change (Ready, a tier this
+    /// version does not build, a failure the user must fix).
+    Resync,
+    /// Soon: something settles on AWS, or a failure may clear by itself.
+    Retry,
+    /// Only when the object changes (its finalizer was just added, or it is gone).
+    Change,
 }
 
-/// Runs the controller until the process is stopped.
-pub async fn run(client: Client, settings: Settings, connect: Connect) {
-    let stacks: Api<WebStack> = match &settings.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let recorder = Recorder::new(client.clone(), EventReporter::from(MANAGER));
-    let ctx = Arc::new(Context {
-        client,
-        recorder,
-        connect,
-        resync: settings.resync,
-        retry: settings.retry,
-    });
-    let config = kube::runtime::controller::Config::default().concurrency(settings.concurrency);
-    Controller::new(stacks, watcher::Config::default())
-        .with_config(config)
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            match result {
-                Ok((obj, _)) => tracing::debug!(stack = %obj, "reconciled"),
-                Err(e) => tracing::warn!(error = %e, "reconcile failed"),
-            }
-        })
-        .await;
-}
-
-/// `d` plus up to a tenth of it, so that a thousand stacks do not resync in step.
-fn jitter(d: Duration) -> Duration {
-    let extra = d.as_millis() as u64 / 10;
-    d + Duration::from_millis(rand::rng().random_range(0..=extra.max(1)))
-}
-
-async fn reconcile(
-    ws: Arc<WebStack>,
-    ctx: Arc<Context>,
-) -> Result<Action, kube::runtime::finalizer::Error<Error>> {
+/// One reconcile: keeps the finalizer, applies the spec, or deletes what the stack owns once
+/// the object is being deleted and then lets it go.
+pub async fn reconcile(ws: Arc<WebStack>, ctx: &Context) -> Result<Next, Error> {
     let ns = ws.namespace().unwrap_or_else(|| "default".into());
     let api: Api<WebStack> = Api::namespaced(ctx.client.clone(), &ns);
-    finalizer(&api, FINALIZER, ws, |event| async {
-        match event {
-            Finalizer::Apply(ws) => apply(&ws, &ctx).await,
-            Finalizer::Cleanup(ws) => cleanup(&ws, &ctx).await,
+    let has_finalizer = ws.finalizers().iter().any(|f| f == FINALIZER);
+    if ws.meta().deletion_timestamp.is_some() {
+        if !has_finalizer {
+            return Ok(Next::Change);
         }
-    })
-    .await
+        let next = cleanup(&ws, ctx).await?;
+        if next == Next::Change {
+            remove_finalizer(&api, &ws).await?;
+        }
+        return Ok(next);
+    }
+    if !has_finalizer {
+        add_finalizer(&api, &ws).await?;
+        return Ok(Next::Change);
+    }
+    apply(&ws, ctx).await
 }
 
-fn error_policy(
-    ws: Arc<WebStack>,
-    err: &kube::runtime::finalizer::Error<Error>,
-    ctx: Arc<Context>,
-) -> Action {
-    tracing::warn!(stack = %ws.name_any(), error = %err, "reconcile failed; retrying");
-    Action::requeue(jitter(ctx.retry))
+/// Adds the finalizer, on the condition that the list is still what this reconcile saw.
+async fn add_finalizer(api: &Api<WebStack>, ws: &WebStack) -> Result<(), Error> {
+    let current = ws.finalizers();
+    let patch = if current.is_empty() {
+        json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
+        ])
+    } else {
+        json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": current},
+            {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
+        ])
+    };
+    patch_finalizers(api, ws, patch).await
+}
+
+async fn remove_finalizer(api: &Api<WebStack>, ws: &WebStack) -> Result<(), Error> {
+    let current = ws.finalizers();
+    let Some(i) = current.iter().position(|f| f == FINALIZER) else {
+        return Ok(());
+    };
+    let patch = json!([
+        {"op": "test", "path": "/metadata/finalizers", "value": current},
+        {"op": "remove", "path": format!("/metadata/finalizers/{i}")},
+    ]);
+    patch_finalizers(api, ws, patch).await
+}
+
+async fn patch_finalizers(
+    api: &Api<WebStack>,
+    ws: &WebStack,
+    patch: serde_json::Value,
+) -> Result<(), Error> {
+    let patch: json_patch::Patch = serde_json::from_value(patch).map_err(|e| {
+        Error::Kube(kube::Error::SerdeError(e))
+    })?;
+    match api
+        .patch(&ws.name_any(), &PatchParams::default(), &Patch::<()>::Json(patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Gone already, or changed since this reconcile read it: the next event brings it.
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 422 || e.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn reference(ws: &WebStack) -> ObjectReference {
@@ -194,9 +210,11 @@ async fn report_failure(
     ws: &WebStack,
     err: &StackError,
     action: &str,
-) -> Result<Action, Error> {
+) -> Result<Next, Error> {
     let status = stack::error_status(ws, err, ws.status.as_ref());
-    patch_status(ctx, ws, &status).await?;
+    if ws.status.as_ref() != Some(&status) {
+        patch_status(ctx, ws, &status).await?;
+    }
     publish(
         ctx,
         ws,
@@ -207,9 +225,9 @@ async fn report_failure(
     )
     .await;
     Ok(if err.is_retryable() {
-        Action::requeue(jitter(ctx.retry))
+        Next::Retry
     } else {
-        Action::await_change()
+        Next::Change
     })
 }
 
@@ -227,7 +245,7 @@ async fn read_inputs(ws: &WebStack, ctx: &Context) -> Result<Inputs, Error> {
     Ok(inputs)
 }
 
-async fn apply(ws: &WebStack, ctx: &Context) -> Result<Action, Error> {
+async fn apply(ws: &WebStack, ctx: &Context) -> Result<Next, Error> {
     let previous = ws.status.as_ref();
     let inputs = read_inputs(ws, ctx).await?;
     let prepared = match stack::prepare_with(ws.clone(), &ctx.connect, inputs).await {
@@ -237,11 +255,15 @@ async fn apply(ws: &WebStack, ctx: &Context) -> Result<Action, Error> {
     match prepared.apply_once(&engine::Silent).await {
         Ok(outcome) => {
             publish_engine_events(ctx, ws, &outcome.events).await;
+            ctx.metrics
+                .pending(&prepared.stack_id(), outcome.pending.len());
             let status = prepared.status(&outcome, previous);
-            patch_status(ctx, ws, &status).await?;
-            Ok(Action::requeue(jitter(next_look(
-                &outcome, ctx.retry, ctx.resync,
-            ))))
+            // An unchanged status is not written again: a thousand Ready stacks cost the API
+            // server nothing at resync.
+            if previous != Some(&status) {
+                patch_status(ctx, ws, &status).await?;
+            }
+            Ok(next_look(&outcome))
         }
         Err(e) => report_failure(ctx, ws, &e, "Reconcile").await,
     }
@@ -250,16 +272,16 @@ async fn apply(ws: &WebStack, ctx: &Context) -> Result<Action, Error> {
 /// When to look at a stack again: soon while something settles or a failure may clear by
 /// itself; at the resync interval once nothing more can happen without a change (Ready, a
 /// tier this version does not build, a failure the user must fix).
-fn next_look(outcome: &engine::ApplyOutcome, retry: Duration, resync: Duration) -> Duration {
+fn next_look(outcome: &engine::ApplyOutcome) -> Next {
     let retryable_failure = outcome.failures.iter().any(|f| f.retryable);
     if !outcome.pending.is_empty() || retryable_failure {
-        retry
+        Next::Retry
     } else {
-        resync
+        Next::Resync
     }
 }
 
-async fn cleanup(ws: &WebStack, ctx: &Context) -> Result<Action, Error> {
+async fn cleanup(ws: &WebStack, ctx: &Context) -> Result<Next, Error> {
     let mut status = ws.status.clone().unwrap_or_default();
     if status.phase != Some(Phase::Deleting) {
         status.phase = Some(Phase::Deleting);
@@ -292,7 +314,10 @@ async fn cleanup(ws: &WebStack, ctx: &Context) -> Result<Action, Error> {
         .collect();
     publish_engine_events(ctx, ws, &events).await;
     if outcome.is_complete() {
-        Ok(Action::await_change())
+        if let Some(sharing) = &ctx.connect.sharing {
+            sharing.forget(&stack::stack_id(ws));
+        }
+        Ok(Next::Change)
     } else if outcome.failures.is_empty() {
         // Deletions AWS is still carrying out: look again soon, without a warning.
         let pending: Vec<String> = outcome
@@ -300,7 +325,8 @@ async fn cleanup(ws: &WebStack, ctx: &Context) -> Result<Action, Error> {
             .iter()
             .map(|o| format!("{} {}", o.kind, o.id))
             .collect();
-        Err(Error::CleanupPending(pending.join(", ")))
+        tracing::debug!(stack = %ws.name_any(), pending = %pending.join(", "), "AWS is still deleting");
+        Ok(Next::Retry)
     } else {
         let failures: Vec<String> = outcome
             .failures
@@ -327,7 +353,6 @@ mod tests {
 
     #[test]
     fn only_what_can_still_change_by_itself_is_looked_at_soon() {
-        let (retry, resync) = (Duration::from_secs(15), Duration::from_secs(300));
         let failure = |retryable| NodeFailure {
             node: NodeId::new(Kind("Vpc"), "vpc"),
             error: "x".into(),
@@ -335,13 +360,13 @@ mod tests {
             retryable,
         };
         // Ready, or Degraded with tiers this version does not build: nothing more to do.
-        assert_eq!(next_look(&ApplyOutcome::default(), retry, resync), resync);
+        assert_eq!(next_look(&ApplyOutcome::default()), Next::Resync);
         let mut permanent = ApplyOutcome::default();
         permanent.failures.push(failure(false));
-        assert_eq!(next_look(&permanent, retry, resync), resync);
+        assert_eq!(next_look(&permanent), Next::Resync);
         let mut throttled = ApplyOutcome::default();
         throttled.failures.push(failure(true));
-        assert_eq!(next_look(&throttled, retry, resync), retry);
+        assert_eq!(next_look(&throttled), Next::Retry);
         let mut settling = ApplyOutcome::default();
         let node = NodeId::new(Kind("DbInstance"), "database");
         settling.pending.insert(
@@ -353,6 +378,6 @@ mod tests {
                 props: Default::default(),
             },
         );
-        assert_eq!(next_look(&settling, retry, resync), retry);
+        assert_eq!(next_look(&settling), Next::Retry);
     }
 }

@@ -1,0 +1,372 @@
+//! The Kubernetes controller: thin. It watches WebStacks, decides which to reconcile next
+//! ([`queue`]), runs the same engine as the CLI ([`reconcile`]) with one AWS observation per
+//! account and region shared by every stack, and serves metrics and probes ([`serve`]).
+
+pub mod metrics;
+pub mod queue;
+mod reconcile;
+pub mod serve;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use kube::api::Api;
+use kube::runtime::events::{Recorder, Reporter as EventReporter};
+use kube::runtime::watcher::{self, Event as WatchEvent};
+use kube::runtime::WatchStreamExt;
+use kube::{Client, ResourceExt};
+use rand::Rng;
+use tokio::task::JoinSet;
+
+use crate::api::WebStack;
+use crate::aws::Connect;
+use crate::engine::shared::Sharing;
+pub use metrics::Metrics;
+use queue::{Urgency, WorkQueue};
+pub use reconcile::{Context, Error, Next, FINALIZER, MANAGER};
+
+/// Settings of `webstack run`.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Time between reconciles of a Ready stack (drift detection), before jitter; also the
+    /// longest a shared AWS observation serves before it is read again.
+    pub resync: Duration,
+    /// Time before a stack that is still converging is looked at again.
+    pub retry: Duration,
+    /// Reconciles at once.
+    pub concurrency: u16,
+    /// Only this namespace, or all.
+    pub namespace: Option<String>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, if anywhere.
+    pub metrics_address: Option<SocketAddr>,
+    /// How long reconciles under way may take to finish once the process is told to stop.
+    pub grace: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            resync: Duration::from_secs(300),
+            retry: Duration::from_secs(15),
+            concurrency: 4,
+            namespace: None,
+            metrics_address: None,
+            grace: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Why the controller could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot serve metrics on {address}: {source}")]
+    Metrics {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// `d` plus up to a tenth of it, so that a thousand stacks do not resync in step.
+fn jitter(d: Duration) -> Duration {
+    let extra = d.as_millis() as u64 / 10;
+    d + Duration::from_millis(rand::rng().random_range(0..=extra.max(1)))
+}
+
+/// A stack in the queue: namespace and name.
+type Key = (String, String);
+
+fn key_of(ws: &WebStack) -> Key {
+    (
+        ws.namespace().unwrap_or_else(|| "default".into()),
+        ws.name_any(),
+    )
+}
+
+/// What about an object makes it worth a reconcile when it changes: not its status (the
+/// controller's own writes), but its spec, identity, finalizers and deletion.
+fn trigger_of(ws: &WebStack) -> (Option<String>, Option<i64>, bool, Vec<String>) {
+    (
+        ws.metadata.uid.clone(),
+        ws.metadata.generation,
+        ws.metadata.deletion_timestamp.is_some(),
+        ws.finalizers().to_vec(),
+    )
+}
+
+/// Resolves when the process is told to stop (SIGTERM or SIGINT).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The outcome of one reconcile task.
+struct Ended {
+    key: Key,
+    urgency: Urgency,
+    took: Duration,
+    result: Result<Next, Error>,
+}
+
+/// Runs the controller until the process is told to stop; reconciles under way are given the
+/// grace period to finish.
+pub async fn run(client: Client, settings: Settings, connect: Connect) -> Result<(), RunError> {
+    run_until(client, settings, connect, stop_signal()).await
+}
+
+/// [`run`], until `stop` resolves.
+pub async fn run_until(
+    client: Client,
+    settings: Settings,
+    connect: Connect,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), RunError> {
+    let sharing = Arc::new(Sharing::new(settings.resync));
+    let mut connect = connect;
+    connect.sharing = Some(sharing.clone());
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(serve::Health::default());
+    let mut server = None;
+    if let Some(address) = settings.metrics_address {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|source| RunError::Metrics { address, source })?;
+        if let Ok(bound) = listener.local_addr() {
+            tracing::info!(address = %bound, "serving /metrics, /healthz and /readyz");
+        }
+        let render = {
+            let (metrics, connect, sharing) = (metrics.clone(), connect.clone(), sharing.clone());
+            Arc::new(move || {
+                metrics.aws_calls(&connect.call_counts());
+                for (scope, shared) in sharing.all() {
+                    let scope = short_scope(&scope);
+                    metrics.observation(
+                        &scope,
+                        shared.age().map(|a| a.as_secs_f64()),
+                        shared.refreshes(),
+                    );
+                }
+                metrics.render()
+            })
+        };
+        server = Some(tokio::spawn(serve::serve(listener, health.clone(), render)));
+    }
+    let stacks: Api<WebStack> = match &settings.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), EventReporter::from(MANAGER)),
+        client,
+        connect,
+        metrics: metrics.clone(),
+    });
+    let mut events = watcher(stacks).boxed();
+    let mut drift = sharing.subscribe();
+    let mut queue: WorkQueue<Key> = WorkQueue::default();
+    let mut store: HashMap<Key, Arc<WebStack>> = HashMap::new();
+    let mut relisted: Option<HashSet<Key>> = None;
+    let mut running: JoinSet<Ended> = JoinSet::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    tokio::pin!(stop);
+    loop {
+        health.turned();
+        let now = Instant::now();
+        while queue.running() < usize::from(settings.concurrency) {
+            let Some((key, urgency)) = queue.next(now) else {
+                break;
+            };
+            let Some(ws) = store.get(&key).cloned() else {
+                queue.done(&key);
+                continue;
+            };
+            let ctx = ctx.clone();
+            running.spawn(async move {
+                let started = Instant::now();
+                let result = reconcile::reconcile(ws, &ctx).await;
+                Ended {
+                    key,
+                    urgency,
+                    took: started.elapsed(),
+                    result,
+                }
+            });
+        }
+        let (now_depth, resync_depth) = queue.depth();
+        metrics.queue(now_depth, resync_depth, queue.running());
+        metrics.stacks(store.len(), store.len());
+        let wake = queue.next_due();
+        tokio::select! {
+            _ = &mut stop => break,
+            event = events.next() => match event {
+                Some(Ok(event)) => {
+                    on_event(event, &mut store, &mut queue, &mut relisted, &sharing, &health)
+                }
+                Some(Err(e)) => tracing::warn!(error = %e, "watching WebStacks failed; retrying"),
+                None => break,
+            },
+            changed = drift.recv() => {
+                if let Ok(stack) = changed {
+                    if let Some((ns, name)) = stack.split_once('/') {
+                        let key = (ns.to_owned(), name.to_owned());
+                        if store.contains_key(&key) {
+                            tracing::info!(stack = %stack, "AWS resources changed outside the operator; reconciling");
+                            queue.schedule(key, Urgency::Now, Instant::now());
+                        }
+                    }
+                }
+            }
+            Some(ended) = running.join_next(), if !running.is_empty() => {
+                if let Ok(ended) = ended {
+                    on_ended(ended, &mut queue, &settings, &metrics);
+                }
+            }
+            _ = sleep_until(wake), if wake.is_some() => {}
+            _ = tick.tick() => {}
+        }
+    }
+    tracing::info!(
+        running = running.len(),
+        "stopping: letting reconciles under way finish"
+    );
+    let drained = tokio::time::timeout(settings.grace, async {
+        while running.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("reconciles still under way after the grace period; stopping them");
+        running.abort_all();
+    }
+    if let Some(s) = server {
+        s.abort();
+    }
+    Ok(())
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => futures::future::pending().await,
+    }
+}
+
+/// The watch of WebStacks, with the runtime's backoff when the API server fails.
+fn watcher(
+    api: Api<WebStack>,
+) -> impl futures::Stream<Item = Result<WatchEvent<WebStack>, watcher::Error>> {
+    watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .map_err(|e| {
+            tracing::debug!(error = %e, "watch error");
+            e
+        })
+}
+
+/// `account/region` with the account shortened to a digest: labels never carry a key id.
+fn short_scope(scope: &str) -> String {
+    match scope.split_once('/') {
+        Some((account, region)) => {
+            format!("{}/{region}", &crate::aws::hex_digest(account)[..8])
+        }
+        None => scope.to_owned(),
+    }
+}
+
+fn on_event(
+    event: WatchEvent<WebStack>,
+    store: &mut HashMap<Key, Arc<WebStack>>,
+    queue: &mut WorkQueue<Key>,
+    relisted: &mut Option<HashSet<Key>>,
+    sharing: &Sharing,
+    health: &serve::Health,
+) {
+    let mut seen = |ws: WebStack, queue: &mut WorkQueue<Key>| {
+        let key = key_of(&ws);
+        let wanted = store
+            .get(&key)
+            .is_none_or(|old| trigger_of(old) != trigger_of(&ws));
+        store.insert(key.clone(), Arc::new(ws));
+        if wanted {
+            queue.schedule(key.clone(), Urgency::Now, Instant::now());
+        }
+        key
+    };
+    match event {
+        WatchEvent::Apply(ws) => {
+            seen(ws, queue);
+        }
+        WatchEvent::Delete(ws) => {
+            let key = key_of(&ws);
+            store.remove(&key);
+            queue.remove(&key);
+            sharing.forget(&format!("{}/{}", key.0, key.1));
+        }
+        WatchEvent::Init => *relisted = Some(HashSet::new()),
+        WatchEvent::InitApply(ws) => {
+            let key = seen(ws, queue);
+            if let Some(r) = relisted.as_mut() {
+                r.insert(key);
+            }
+        }
+        WatchEvent::InitDone => {
+            // Objects deleted while the watch was down are gone from the new list.
+            if let Some(listed) = relisted.take() {
+                let gone: Vec<Key> = store
+                    .keys()
+                    .filter(|k| !listed.contains(*k))
+                    .cloned()
+                    .collect();
+                for key in gone {
+                    store.remove(&key);
+                    queue.remove(&key);
+                }
+            }
+            health.set_ready(true);
+        }
+    }
+}
+
+fn on_ended(ended: Ended, queue: &mut WorkQueue<Key>, settings: &Settings, metrics: &Metrics) {
+    let urgency = match ended.urgency {
+        Urgency::Now => "now",
+        Urgency::Resync => "resync",
+    };
+    let stack = format!("{}/{}", ended.key.0, ended.key.1);
+    let error = ended.result.as_ref().err().map(Error::reason);
+    metrics.reconciled(urgency, ended.took.as_secs_f64(), error);
+    queue.done(&ended.key);
+    let now = Instant::now();
+    match ended.result {
+        Ok(Next::Resync) => {
+            tracing::debug!(%stack, took = ?ended.took, "reconciled");
+            queue.schedule(ended.key, Urgency::Resync, now + jitter(settings.resync));
+        }
+        Ok(Next::Retry) => {
+            queue.schedule(ended.key, Urgency::Now, now + jitter(settings.retry));
+        }
+        Ok(Next::Change) => {}
+        Err(e) => {
+            tracing::warn!(%stack, error = %e, "reconcile failed; retrying");
+            queue.schedule(ended.key, Urgency::Now, now + jitter(settings.retry));
+        }
+    }
+}
