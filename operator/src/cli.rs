@@ -99,6 +99,11 @@ struct RunArgs {
     /// many); the process shares them between all stacks.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10000))]
     aws_requests_per_second: u32,
+    /// A YAML file naming the IAM roles each namespace's stacks may assume
+    /// (`namespaces: {team-a: [arn:aws:iam::111122223333:role/x]}`); without it, no stack may
+    /// name `spec.assumeRole`.
+    #[arg(long, env = "WEBSTACK_ROLE_MAP")]
+    role_map: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -557,10 +562,6 @@ async fn destroy(p: &Prepared, output: Output, timeout: Duration) -> Result<(), 
 }
 
 async fn run_controller(args: RunArgs) -> ExitCode {
-    let client = match kube::Client::try_default().await {
-        Ok(c) => c,
-        Err(e) => return fail(format!("cannot reach the Kubernetes API: {e}"), 1),
-    };
     let metrics_address = match args.metrics_address.as_str() {
         "none" | "" => None,
         a => match a.parse() {
@@ -573,7 +574,25 @@ async fn run_controller(args: RunArgs) -> ExitCode {
             }
         },
     };
+    let roles = match &args.role_map {
+        None => Default::default(),
+        Some(path) => {
+            let parsed = std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| webstack::roles::RoleMap::parse(&text));
+            match parsed {
+                Ok(map) => map,
+                Err(e) => return fail(format!("--role-map {}: {e}", path.display()), 2),
+            }
+        }
+    };
+    // The command line and the role map are checked before anything is reached.
+    let client = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => return fail(format!("cannot reach the Kubernetes API: {e}"), 1),
+    };
     let settings = webstack::controller::Settings {
+        roles,
         resync: Duration::from_secs(args.resync_seconds),
         retry: Duration::from_secs(args.retry_seconds),
         concurrency: args.concurrency,

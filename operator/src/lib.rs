@@ -6,4 +6,5 @@ pub mod aws;
 pub mod controller;
 pub mod engine;
 pub mod inputs;
+pub mod roles;
 pub mod stack;

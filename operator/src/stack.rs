@@ -38,6 +38,9 @@ pub enum StackError {
     /// A Kubernetes Secret the spec reads is not there (yet): the stack waits for it.
     #[error("{0}")]
     MissingInput(ValidationErrors),
+    /// The stack names an IAM role its namespace may not use.
+    #[error("{0}")]
+    RoleNotAllowed(ValidationErrors),
 }
 
 impl StackError {
@@ -47,7 +50,9 @@ impl StackError {
             StackError::Aws(e) => e.is_retryable(),
             StackError::Engine(e) => e.is_retryable(),
             StackError::NotReady(_) | StackError::MissingInput(_) => true,
-            StackError::Invalid(_) | StackError::Connect(_) => false,
+            StackError::Invalid(_) | StackError::Connect(_) | StackError::RoleNotAllowed(_) => {
+                false
+            }
         }
     }
 
@@ -61,6 +66,7 @@ impl StackError {
             StackError::Engine(_) => "AwsError",
             StackError::NotReady(_) => "Provisioning",
             StackError::MissingInput(_) => "SecretNotFound",
+            StackError::RoleNotAllowed(_) => "RoleNotAllowed",
         }
     }
 }
@@ -76,6 +82,9 @@ pub struct Prepared {
     pub zones: Vec<String>,
     pub graph: Graph,
 }
+
+/// Resource families a read of every stack reads at once.
+const SHARED_READS_AT_ONCE: usize = 4;
 
 /// Zones of a region, read once per process.
 fn zone_cache() -> &'static Mutex<HashMap<String, Vec<String>>> {
@@ -497,7 +506,9 @@ fn stack_ref(stack: &WebStack) -> StackRef {
 /// Connects to AWS for a stack: its region, credentials, call layer and identity.
 async fn connect_scope(stack: &WebStack, connect: &Connect) -> Result<Scope, StackError> {
     let region = validate::declared_region(&stack.spec);
-    let (config, api) = connect.connect(region.as_deref()).await?;
+    let (config, api) = connect
+        .connect_as(region.as_deref(), stack.spec.assume_role.as_ref())
+        .await?;
     Ok(Scope::new(
         stack_ref(stack),
         &config,
@@ -543,10 +554,15 @@ async fn prepare_checked(
 ) -> Result<Prepared, StackError> {
     let mut scope = connect_scope(&stack, connect).await?;
     scope.inputs = std::sync::Arc::new(inputs);
+    // Per account: the role's, or the operator's own.
+    let account = match &stack.spec.assume_role {
+        Some(r) => r.role_arn.as_str(),
+        None => scope.api.account(),
+    };
     let shared = connect
         .sharing
         .as_ref()
-        .map(|s| s.of(scope.api.account(), &scope.region));
+        .map(|s| s.of(account, &scope.region));
     if let Some(d) = stack.spec.dns.as_ref().filter(|d| !d.create_zone) {
         scope.existing_zone = existing_zone(&scope, shared.as_deref(), &d.zone).await?;
         if scope.existing_zone.is_none() && !destroying {
@@ -564,7 +580,10 @@ async fn prepare_checked(
     let zones = zones(&scope, &stack).await?;
     let images = match &shared {
         Some(shared) => {
-            let names: Vec<String> = image_parameters(&stack).into_iter().map(|(n, _)| n).collect();
+            let names: Vec<String> = image_parameters(&stack)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
             let key = format!("images:{}", names.join(","));
             let value = shared
                 .lookup(&key, || async {
@@ -733,9 +752,9 @@ impl Prepared {
         Ok(self.engine.plan(&self.graph, &observation, &self.key()))
     }
 
-    /// One apply pass. With a shared observation, a steady stack reads nothing of its own;
-    /// a pass that changed anything (or left something to wait for or retry) has the stack
-    /// read alone until a later snapshot covers it.
+    /// One apply pass. With a shared observation, the stack reads nothing of its own: a pass
+    /// that changed anything (or left something to wait for or retry) has the stack wait, next
+    /// time, for a read of every stack begun after this pass.
     pub async fn apply_once(&self, reporter: &dyn Reporter) -> Result<ApplyOutcome, StackError> {
         let observation = self.shared_observation().await?;
         let out = self
@@ -753,22 +772,26 @@ impl Prepared {
         Ok(out?)
     }
 
-    /// The stack's share of the shared observation, or `None` to read it alone.
+    /// The stack's share of the shared observation, or `None` without one (it reads alone).
     async fn shared_observation(&self) -> Result<Option<Observation>, StackError> {
         let Some(shared) = &self.shared else {
             return Ok(None);
         };
         let needs: Vec<String> = self.scope.existing_zone.iter().cloned().collect();
+        let mut every = self.scope.clone();
         let observation = shared
-            .for_stack(&self.stack_id(), &needs, |zones| async move {
-                let mut every = self.scope.clone();
+            .for_stack(&self.stack_id(), &needs, move |zones| async move {
                 every.observed_zones = zones.into_iter().collect();
-                self.engine
-                    .observe(&every, &crate::engine::Selector::AllStacks)
+                aws::engine()
+                    .observe_at_most(
+                        &every,
+                        &crate::engine::Selector::AllStacks,
+                        SHARED_READS_AT_ONCE,
+                    )
                     .await
             })
             .await?;
-        Ok(observation)
+        Ok(Some(observation))
     }
 
     /// Applies passes until the stack is Ready, a permanent error occurs, or `timeout` passes.

@@ -6,8 +6,8 @@ Listens on a free 127.0.0.1 port, prints that port on the first line of standard
 forwards every request to UPSTREAM_URL. A share FAULT_RATE of the requests is answered instead
 with a throttling error or an HTTP 503, in the error format of the request's protocol (EC2 and
 other query protocols get XML, JSON protocols get JSON, Smithy RPC v2 CBOR gets CBOR); those requests never reach the
-emulator, exactly as a throttled request never reaches an AWS service. Counts of forwarded and
-refused requests are served at GET /__proxy/stats.
+emulator, exactly as a throttled request never reaches an AWS service. Counts of forwarded,
+answered and refused requests are served at GET /__proxy/stats.
 """
 
 import http.client
@@ -22,7 +22,7 @@ UPSTREAM = urlparse(sys.argv[1])
 RATE = float(sys.argv[2])
 RNG = random.Random(int(sys.argv[3]))
 LOCK = threading.Lock()
-STATS = {"forwarded": 0, "throttled": 0, "unavailable": 0}
+STATS = {"forwarded": 0, "answered": 0, "throttled": 0, "unavailable": 0}
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
 
@@ -137,6 +137,9 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
         conn.close()
+        # Counted once the answer is on its way back, as the client counts a call it got.
+        with LOCK:
+            STATS["answered"] += 1
 
 
 def main():

@@ -53,7 +53,7 @@ fn python() -> String {
     std::env::var("WEBSTACK_PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -219,6 +219,13 @@ impl FaultyProxy {
         let n = |k: &str| v[k].as_u64().unwrap_or(0);
         (n("forwarded"), n("throttled"), n("unavailable"))
     }
+
+    /// Forwarded requests whose answer was sent back to the client.
+    pub fn answered(&self) -> u64 {
+        let (_, body) = http(self.port, "GET", "/__proxy/stats").expect("proxy stats");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("stats JSON");
+        v["answered"].as_u64().unwrap_or(0)
+    }
 }
 
 impl Drop for FaultyProxy {
@@ -366,20 +373,53 @@ pub fn example(file: &str, name: &str) -> WebStack {
     stack
 }
 
-/// The `webstack` binary built beside the test executables.
+/// The `webstack` binary built beside the test executables (`target/<profile>/deps`) or the
+/// bench binaries (`target/<profile>`).
 pub fn webstack_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let bin = dir.join("webstack");
+    let here = exe.parent().expect("the executable's folder");
+    let bin = [Some(here), here.parent()]
+        .into_iter()
+        .flatten()
+        .map(|d| d.join("webstack"))
+        .find(|b| b.exists())
+        .unwrap_or_else(|| here.join("webstack"));
     assert!(
         bin.exists(),
         "{} is missing: build the workspace first (cargo test --workspace builds it)",
         bin.display()
     );
     bin
+}
+
+/// The AWS call counters of a controller's `/metrics` on `port`:
+/// `(service, operation, outcome) -> count`.
+pub fn scrape_aws_calls(port: u16) -> BTreeMap<(String, String, String), u64> {
+    let (status, body) = http(port, "GET", "/metrics").expect("scrape /metrics");
+    assert_eq!(status, 200, "/metrics: {body}");
+    let label = |labels: &str, name: &str| -> String {
+        let start = format!("{name}=\"");
+        labels
+            .split(',')
+            .find_map(|kv| kv.strip_prefix(&start))
+            .map(|v| v.trim_end_matches('"').to_owned())
+            .unwrap_or_default()
+    };
+    body.lines()
+        .filter_map(|l| l.strip_prefix("webstack_aws_calls_total{"))
+        .filter_map(|rest| {
+            let (labels, value) = rest.split_once("} ")?;
+            let n = value.trim().parse::<f64>().ok()? as u64;
+            Some((
+                (
+                    label(labels, "service"),
+                    label(labels, "operation"),
+                    label(labels, "outcome"),
+                ),
+                n,
+            ))
+        })
+        .collect()
 }
 
 /// Runs `webstack` with the emulator's endpoint and test credentials.

@@ -51,6 +51,15 @@ async fn wait_for(
     }
 }
 
+/// Whether the stack's condition `type_` has `status`.
+fn condition(ws: &WebStack, type_: &str, status: &str) -> bool {
+    ws.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == type_ && c.status == status)
+    })
+}
+
 fn ready(ws: &WebStack) -> bool {
     let s = ws.status.as_ref();
     s.and_then(|s| s.observed_generation) == ws.metadata.generation
@@ -271,11 +280,7 @@ async fn invalid_specs_that_reach_the_controller_get_ready_false_naming_the_fiel
             .clone()
             .unwrap();
         let ws = wait_for(&api, &name, Duration::from_secs(60), "Ready=False", |ws| {
-            ws.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "False")
-            })
+            condition(ws, "Ready", "False")
         })
         .await;
         let status = ws.status.unwrap();
@@ -459,13 +464,7 @@ async fn a_stack_waits_for_the_secret_it_reads_and_never_shows_its_value() {
         "starttech",
         Duration::from_secs(180),
         "DatabaseReady",
-        |ws| {
-            ws.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "DatabaseReady" && c.status == "True")
-            })
-        },
+        |ws| condition(ws, "DatabaseReady", "True"),
     )
     .await;
     let sm = aws_sdk_secretsmanager::Client::new(&sdk_config(&moto.url(), "eu-west-1").await);
@@ -505,4 +504,177 @@ async fn a_stack_waits_for_the_secret_it_reads_and_never_shows_its_value() {
         .secret_list()
         .is_empty());
     run.abort();
+}
+
+/// The controller stops promptly on SIGTERM in every state, including while its first list
+/// of WebStacks is still being retried because the API server does not answer; its probes
+/// say it is alive but not ready meanwhile.
+#[test]
+fn sigterm_stops_the_controller_while_its_first_list_is_retried() {
+    let dir = std::env::temp_dir().join(format!("webstack-sigterm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // An API server address where nothing listens.
+    let nothing = free_port();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: x\n  cluster:\n    server: https://127.0.0.1:{nothing}\n    insecure-skip-tls-verify: true\nusers:\n- name: x\n  user:\n    token: x\ncontexts:\n- name: x\n  context:\n    cluster: x\n    user: x\ncurrent-context: x\n"
+        ),
+    )
+    .unwrap();
+    let metrics = free_port();
+    let mut run = std::process::Command::new(webstack_bin())
+        .args(["run", "--metrics-address", &format!("127.0.0.1:{metrics}")])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start webstack run");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let probes = loop {
+        if let (Ok((live, _)), Ok((ready, _))) = (
+            http(metrics, "GET", "/healthz"),
+            http(metrics, "GET", "/readyz"),
+        ) {
+            break (live, ready);
+        }
+        assert!(Instant::now() < deadline, "the probes never answered");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        probes,
+        (200, 503),
+        "alive, not ready without its first list"
+    );
+    // Let it retry the list a few times.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(run.try_wait().unwrap().is_none(), "still running");
+    let sent = Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = loop {
+        if let Some(s) = run.try_wait().unwrap() {
+            break s;
+        }
+        if sent.elapsed() > Duration::from_secs(5) {
+            let _ = run.kill();
+            panic!("webstack run ignored SIGTERM for 5 seconds");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        status.success(),
+        "a stop on SIGTERM is a clean exit: {status:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A stack may assume only the IAM roles the operator's role map allows for its namespace: a
+/// stack naming any other gets `Ready=False` (`RoleNotAllowed`, naming the field) and makes no
+/// AWS call, and goes away on deletion without one; an allowed role is assumed (the emulator's
+/// STS) and the stack is built in that role's account, not the operator's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stack_assumes_only_the_roles_its_namespace_may_use() {
+    const ROLE: &str = "arn:aws:iam::111111111111:role/webstack-team-a";
+    let moto = Moto::start();
+    let server = ApiServer::start(NEWEST);
+    install_crd(&server, &std::fs::read_to_string(crd_file()).unwrap());
+    let client = server.client().await;
+    let (connect, calls) = connect(&moto.url());
+    let mut settings = settings();
+    settings.roles =
+        webstack::roles::RoleMap::parse(&format!("namespaces:\n  team-a:\n    - {ROLE}\n"))
+            .unwrap();
+    let run = tokio::spawn(controller::run(client.clone(), settings, connect));
+    for ns in ["team-a", "team-b"] {
+        server.kubectl(&["create", "namespace", ns], None);
+    }
+    let with_role = |name: &str| {
+        let mut ws = manifest("examples/network-only.yaml");
+        ws.metadata.name = Some(name.into());
+        ws.metadata.namespace = None;
+        ws.spec.assume_role = Some(webstack::api::AssumeRoleSpec {
+            role_arn: ROLE.into(),
+            external_id: Some("team-a-external".into()),
+        });
+        ws
+    };
+
+    let refused: Api<WebStack> = Api::namespaced(client.clone(), "team-b");
+    refused
+        .create(&PostParams::default(), &with_role("borrowed"))
+        .await
+        .unwrap();
+    let ws = wait_for(
+        &refused,
+        "borrowed",
+        Duration::from_secs(60),
+        "Ready=False",
+        |ws| condition(ws, "Ready", "False"),
+    )
+    .await;
+    let condition = ws.status.unwrap().conditions[0].clone();
+    assert_eq!(condition.reason, "RoleNotAllowed");
+    assert!(
+        condition.message.contains("spec.assumeRole.roleArn")
+            && condition.message.contains("team-b"),
+        "{}",
+        condition.message
+    );
+    assert_eq!(calls.counts().total(), 0, "no AWS call for a refused role");
+    refused
+        .delete("borrowed", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for_gone(&refused, "borrowed").await;
+    assert_eq!(calls.counts().total(), 0, "nor to delete it");
+
+    let allowed: Api<WebStack> = Api::namespaced(client.clone(), "team-a");
+    allowed
+        .create(&PostParams::default(), &with_role("own"))
+        .await
+        .unwrap();
+    wait_for(&allowed, "own", Duration::from_secs(120), "Ready", ready).await;
+    // Built in the role's account: the operator's own account holds nothing of it.
+    let mine = ec2(&moto.url(), "eu-west-1").await;
+    assert_eq!(owned_count(&mine, "team-a/own").await, 0);
+    let base = sdk_config(&moto.url(), "eu-west-1").await;
+    let assumed = aws_config::sts::AssumeRoleProvider::builder(ROLE)
+        .session_name("test")
+        .configure(&base)
+        .build()
+        .await;
+    let theirs = aws_sdk_ec2::Client::new(
+        &base
+            .into_builder()
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(assumed),
+            )
+            .build(),
+    );
+    assert!(owned_count(&theirs, "team-a/own").await > 0);
+    allowed
+        .delete("own", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for_gone(&allowed, "own").await;
+    assert_eq!(owned_count(&theirs, "team-a/own").await, 0);
+    run.abort();
+}
+
+async fn wait_for_gone(api: &Api<WebStack>, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while api.get_opt(name).await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "{name} was never deleted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

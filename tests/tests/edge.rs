@@ -830,21 +830,21 @@ async fn reference_example(file: &str, region: &str) {
     assert_eq!(everything(&moto.url(), region).await, pristine, "{file}");
 }
 
-/// An even sample of at least 40 of `1..=total` (all of them when there are fewer), the first
+/// An even sample of at least 24 of `1..=total` (all of them when there are fewer), the first
 /// and the last included.
 fn sample(total: u64) -> Vec<u64> {
-    let step = (total / 40).max(1);
+    let step = (total / 24).max(1);
     let mut points: Vec<u64> = (1..=total).step_by(step as usize).collect();
     points.push(total);
     points.dedup();
     assert!(
-        points.len() >= 40.min(total as usize),
+        points.len() >= 24.min(total as usize),
         "{total}: {points:?}"
     );
     points
 }
 
-/// Reference 003 killed right after a mutating call, at an even sample of at least 40 of the
+/// Reference 003 killed right after a mutating call, at an even sample of at least 24 of the
 /// calls of a clean apply: the next apply converges to exactly what a clean apply makes (one
 /// distribution, certificate, zone, bucket and load balancer, never two); and killed after
 /// each sampled call of a destroy, the next destroy leaves nothing.

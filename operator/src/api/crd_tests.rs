@@ -166,6 +166,20 @@ fn every_cel_rule_is_exercised_by_valid_and_invalid_samples() {
         );
     }
 
+    // A role to assume: absent in the examples, so set on both sides.
+    let mut old = base.clone();
+    old["spec"]["assumeRole"] =
+        serde_json::json!({"roleArn": "arn:aws:iam::111122223333:role/webstack"});
+    let mut new = old.clone();
+    new["spec"]["assumeRole"]["roleArn"] = Value::from("arn:aws:iam::444455556666:role/webstack");
+    let f = fired(&new, Some(&old));
+    assert!(
+        f.iter().any(|r| r.contains("oldSelf.roleArn")),
+        "changing the role fired {f:?}"
+    );
+    assert!(fired(&old, Some(&old)).is_empty());
+    covered.extend(f);
+
     let missed: Vec<&String> = all.iter().filter(|r| !covered.contains(*r)).collect();
     assert!(
         missed.is_empty(),

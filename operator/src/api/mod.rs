@@ -88,6 +88,15 @@ pub struct WebStackSpec {
     #[schemars(length(max = 32))]
     pub region: Option<String>,
 
+    /// An IAM role the operator assumes to build the stack in that role's account, instead
+    /// of using its own credentials. In a cluster, the platform administrator names the roles
+    /// each namespace may use (the operator's `--role-map`); a role not allowed for the
+    /// stack's namespace is refused before any AWS call. Cannot be changed: the resources live
+    /// in the role's account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.roleArn == oldSelf.roleArn").message("assumeRole.roleArn cannot be changed: the stack's resources live in that role's account; create a new stack"))]
+    pub assume_role: Option<AssumeRoleSpec>,
+
     /// Tags added to every AWS resource of the stack, at most 45: AWS allows 50 per resource
     /// and the operator adds `webstack.io/stack`, `webstack.io/component`, `webstack.io/owner`,
     /// `Name` and, on some, `webstack.io/digest`. Keys starting with `aws:` or `webstack.io/`
@@ -181,6 +190,19 @@ pub struct WebStackSpec {
     /// Logs and alarms (CloudWatch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<MonitoringSpec>,
+}
+
+/// The IAM role the stack is built with.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AssumeRoleSpec {
+    /// The role's ARN, such as `arn:aws:iam::111122223333:role/webstack-team-a`.
+    #[schemars(regex(pattern = patterns::ROLE_ARN), length(max = 600))]
+    pub role_arn: String,
+    /// The external id the role's trust policy asks for, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = patterns::EXTERNAL_ID), length(min = 2, max = 1224))]
+    pub external_id: Option<String>,
 }
 
 /// Encryption keys of the stack.

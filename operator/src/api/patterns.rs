@@ -38,6 +38,12 @@ pub const EMAIL: &str = r"^[^@\s]+@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\
 /// An S3 event type a bucket notification may name.
 pub const S3_EVENT: &str = r"^s3:(ObjectCreated:([*]|Put|Post|Copy|CompleteMultipartUpload)|ObjectRemoved:([*]|Delete|DeleteMarkerCreated)|ObjectRestore:([*]|Post|Completed|Delete)|ObjectTagging:([*]|Put|Delete)|ObjectAcl:Put|LifecycleExpiration:([*]|Delete|DeleteMarkerCreated)|LifecycleTransition|IntelligentTiering|Replication:([*]|OperationFailedReplication|OperationMissedThreshold|OperationReplicatedAfterThreshold|OperationNotTracked)|ReducedRedundancyLostObject)$";
 
+/// An IAM role's ARN, in any partition.
+pub const ROLE_ARN: &str = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$";
+
+/// An external id of STS AssumeRole.
+pub const EXTERNAL_ID: &str = r"^[A-Za-z0-9+=,.@:/_-]+$";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -276,6 +276,27 @@ pub struct AwsApi {
     crash_after: Option<u64>,
     /// Tags of resources whose listings do not carry them, read once per process.
     pub tags: super::tags::TagCache,
+    /// Calls of urgent work in flight: background reads wait for them.
+    urgent: std::sync::Arc<AtomicU64>,
+}
+
+/// How long a background call waits at most for urgent work to finish.
+const YIELD_AT_MOST: Duration = Duration::from_secs(5);
+
+/// Counts an urgent call in flight while it lives.
+struct Urgent(std::sync::Arc<AtomicU64>);
+
+impl Urgent {
+    fn new(n: &std::sync::Arc<AtomicU64>) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        Urgent(n.clone())
+    }
+}
+
+impl Drop for Urgent {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl AwsApi {
@@ -292,6 +313,7 @@ impl AwsApi {
             mutations: AtomicU64::new(0),
             crash_after,
             tags: Default::default(),
+            urgent: Default::default(),
         }
     }
 
@@ -347,6 +369,18 @@ impl AwsApi {
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         let bucket = shared_bucket(&self.account, &self.region, service, self.limit);
+        let lane = crate::engine::shared::current_lane();
+        // Work a user waits for goes first; a background read gives way, but not forever.
+        let _urgent =
+            (lane == Some(crate::engine::shared::Lane::Urgent)).then(|| Urgent::new(&self.urgent));
+        if lane == Some(crate::engine::shared::Lane::Background) {
+            let since = Instant::now();
+            while (self.urgent.load(Ordering::SeqCst) > 0 || crate::engine::shared::urgent_work())
+                && since.elapsed() < YIELD_AT_MOST
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         let mut attempt = 0;
         loop {
             bucket.acquire().await;
@@ -425,6 +459,38 @@ mod tests {
         for attempt in 0..30 {
             assert!(policy.delay(attempt) <= Duration::from_millis(200));
         }
+    }
+
+    #[tokio::test]
+    async fn background_calls_give_way_to_urgent_ones() {
+        use crate::engine::shared::{in_lane, Lane};
+        let api = std::sync::Arc::new(AwsApi::new("lanes", "r"));
+        let order = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let call = |api: std::sync::Arc<AwsApi>, name: &'static str, ms: u64| {
+            let order = order.clone();
+            async move {
+                let r: Result<(), AwsError> = api
+                    .call("svc", "DescribeThings", Effect::Read, || {
+                        let order = order.clone();
+                        async move {
+                            tokio::time::sleep(Duration::from_millis(ms)).await;
+                            order.lock().unwrap().push(name);
+                            Ok::<(), SdkError<aws_sdk_ec2::Error, HttpResponse>>(())
+                        }
+                    })
+                    .await;
+                r.unwrap();
+            }
+        };
+        let urgent = tokio::spawn(in_lane(Lane::Urgent, call(api.clone(), "urgent", 200)));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let background = tokio::spawn(in_lane(
+            Lane::Background,
+            call(api.clone(), "background", 1),
+        ));
+        urgent.await.unwrap();
+        background.await.unwrap();
+        assert_eq!(*order.lock().unwrap(), ["urgent", "background"]);
     }
 
     #[test]

@@ -127,6 +127,10 @@ pub struct Scope {
     global: Arc<std::sync::OnceLock<Scope>>,
 }
 
+/// Reads of single resources (an attribute, a resource's settings) sent at once by one
+/// observation.
+pub const READS_AT_ONCE: usize = 4;
+
 /// Where AWS keeps the resources of its global services (IAM, CloudFront, Route 53) and the
 /// certificates CloudFront reads.
 pub const GLOBAL_REGION: &str = "us-east-1";
@@ -166,16 +170,50 @@ impl Connect {
     /// The configuration and call layer for `region` (the chain's default region when
     /// `None`), built on first use.
     pub async fn connect(&self, region: Option<&str>) -> Result<Connected, ConnectError> {
-        let key = region.unwrap_or_default().to_owned();
+        self.connect_as(region, None).await
+    }
+
+    /// [`Connect::connect`] as `role` (assumed with the chain's credentials, renewed before
+    /// they expire), or as the chain's own identity.
+    pub async fn connect_as(
+        &self,
+        region: Option<&str>,
+        role: Option<&crate::api::AssumeRoleSpec>,
+    ) -> Result<Connected, ConnectError> {
+        let key = format!(
+            "{}|{}",
+            region.unwrap_or_default(),
+            role.map(|r| r.role_arn.as_str()).unwrap_or_default()
+        );
         if let Some(found) = self.lock().get(&key) {
             return Ok(found.clone());
         }
-        let config = load_config(region, self).await?;
+        let mut config = load_config(region, self).await?;
+        if let Some(role) = role {
+            let mut provider = aws_config::sts::AssumeRoleProvider::builder(&role.role_arn)
+                .session_name("webstack-operator")
+                .configure(&config);
+            if let Some(id) = &role.external_id {
+                provider = provider.external_id(id);
+            }
+            let provider = provider.build().await;
+            config = config
+                .into_builder()
+                .credentials_provider(
+                    aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+                )
+                .build();
+        }
         let api = match self.api.clone() {
             Some(a) => a,
             None => {
                 let region = config.region().map(|r| r.to_string()).unwrap_or_default();
-                let api = AwsApi::new(account_key(&config).await?, region);
+                // A role's credentials change as they are renewed; the role does not.
+                let account = match role {
+                    Some(r) => r.role_arn.clone(),
+                    None => account_key(&config).await?,
+                };
+                let api = AwsApi::new(account, region);
                 Arc::new(match self.rate_limit {
                     Some(limit) => api.with_rate_limit(limit),
                     None => api,

@@ -72,6 +72,7 @@ pub struct Metrics {
     owned: Gauge,
     observation_age: Family<ScopeLabels, Gauge<f64, AtomicU64>>,
     observation_reads: Family<ScopeLabels, Counter>,
+    observation_read_seconds: Family<ScopeLabels, Gauge<f64, AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -106,7 +107,11 @@ impl Metrics {
             calls.clone(),
         );
         let throttles = Family::<ServiceLabels, Counter>::default();
-        registry.register("aws_throttles", "AWS calls AWS throttled", throttles.clone());
+        registry.register(
+            "aws_throttles",
+            "AWS calls AWS throttled",
+            throttles.clone(),
+        );
         let pending = Gauge::default();
         registry.register(
             "pending_resources",
@@ -114,9 +119,17 @@ impl Metrics {
             pending.clone(),
         );
         let queued = Family::<UrgencyLabels, Gauge>::default();
-        registry.register("queue_depth", "Stacks waiting for a reconcile", queued.clone());
+        registry.register(
+            "queue_depth",
+            "Stacks waiting for a reconcile",
+            queued.clone(),
+        );
         let running = Gauge::default();
-        registry.register("reconciles_running", "Reconciles under way", running.clone());
+        registry.register(
+            "reconciles_running",
+            "Reconciles under way",
+            running.clone(),
+        );
         let stacks = Gauge::default();
         registry.register("stacks", "WebStacks the controller sees", stacks.clone());
         let owned = Gauge::default();
@@ -137,8 +150,15 @@ impl Metrics {
             "Shared AWS observations read (each one read per resource type for every stack)",
             observation_reads.clone(),
         );
+        let observation_read_seconds = Family::<ScopeLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "shared_observation_read_seconds",
+            "How long the last shared AWS observation of an account and region took to read",
+            observation_read_seconds.clone(),
+        );
         Metrics {
             registry,
+            observation_read_seconds,
             reconciles,
             durations,
             errors,
@@ -241,10 +261,13 @@ impl Metrics {
     }
 
     /// The state of one shared observation.
-    pub fn observation(&self, scope: &str, age: Option<f64>, reads: u64) {
+    pub fn observation(&self, scope: &str, age: Option<f64>, reads: u64, took: Option<f64>) {
         let labels = ScopeLabels {
             scope: scope.into(),
         };
+        self.observation_read_seconds
+            .get_or_create(&labels)
+            .set(took.unwrap_or(f64::NAN));
         self.observation_age
             .get_or_create(&labels)
             .set(age.unwrap_or(f64::NAN));

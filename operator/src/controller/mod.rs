@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 
 use crate::api::WebStack;
 use crate::aws::Connect;
-use crate::engine::shared::Sharing;
+use crate::engine::shared::{in_lane, Lane, Sharing};
 pub use metrics::Metrics;
 use queue::{Urgency, WorkQueue};
 pub use reconcile::{Context, Error, Next, FINALIZER, MANAGER};
@@ -44,6 +44,8 @@ pub struct Settings {
     pub metrics_address: Option<SocketAddr>,
     /// How long reconciles under way may take to finish once the process is told to stop.
     pub grace: Duration,
+    /// The IAM roles each namespace's stacks may assume.
+    pub roles: crate::roles::RoleMap,
 }
 
 impl Default for Settings {
@@ -55,6 +57,7 @@ impl Default for Settings {
             namespace: None,
             metrics_address: None,
             grace: Duration::from_secs(20),
+            roles: Default::default(),
         }
     }
 }
@@ -163,6 +166,7 @@ pub async fn run_until(
                         &scope,
                         shared.age().map(|a| a.as_secs_f64()),
                         shared.refreshes(),
+                        shared.last_read().map(|d| d.as_secs_f64()),
                     );
                 }
                 metrics.render()
@@ -179,6 +183,7 @@ pub async fn run_until(
         client,
         connect,
         metrics: metrics.clone(),
+        roles: settings.roles.clone(),
     });
     let mut events = watcher(stacks).boxed();
     let mut drift = sharing.subscribe();
@@ -187,14 +192,21 @@ pub async fn run_until(
     let mut relisted: Option<HashSet<Key>> = None;
     let mut running: JoinSet<Ended> = JoinSet::new();
     let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut resyncs_running = 0usize;
     tokio::pin!(stop);
     loop {
         health.turned();
         let now = Instant::now();
         while queue.running() < usize::from(settings.concurrency) {
-            let Some((key, urgency)) = queue.next(now) else {
+            // Resyncs take at most a quarter of the slots: the rest (and the CPU) stays free
+            // for stacks somebody waits for.
+            let resyncs = resyncs_running < resync_slots(settings.concurrency);
+            let Some((key, urgency)) = queue.next_of(now, resyncs) else {
                 break;
             };
+            if urgency == Urgency::Resync {
+                resyncs_running += 1;
+            }
             let Some(ws) = store.get(&key).cloned() else {
                 queue.done(&key);
                 continue;
@@ -202,7 +214,11 @@ pub async fn run_until(
             let ctx = ctx.clone();
             running.spawn(async move {
                 let started = Instant::now();
-                let result = reconcile::reconcile(ws, &ctx).await;
+                let result = match urgency {
+                    // A stack somebody waits for: its AWS calls go before background reads.
+                    Urgency::Now => in_lane(Lane::Urgent, reconcile::reconcile(ws, &ctx)).await,
+                    Urgency::Resync => reconcile::reconcile(ws, &ctx).await,
+                };
                 Ended {
                     key,
                     urgency,
@@ -214,7 +230,8 @@ pub async fn run_until(
         let (now_depth, resync_depth) = queue.depth();
         metrics.queue(now_depth, resync_depth, queue.running());
         metrics.stacks(store.len(), store.len());
-        let wake = queue.next_due();
+        // With every resync slot taken, only urgent work (or a reconcile ending) wakes the loop.
+        let wake = queue.next_due_of(resyncs_running < resync_slots(settings.concurrency));
         tokio::select! {
             _ = &mut stop => break,
             event = events.next() => match event {
@@ -237,6 +254,9 @@ pub async fn run_until(
             }
             Some(ended) = running.join_next(), if !running.is_empty() => {
                 if let Ok(ended) = ended {
+                    if ended.urgency == Urgency::Resync {
+                        resyncs_running = resyncs_running.saturating_sub(1);
+                    }
                     on_ended(ended, &mut queue, &settings, &metrics);
                 }
             }
@@ -260,6 +280,11 @@ pub async fn run_until(
         s.abort();
     }
     Ok(())
+}
+
+/// Reconciles of Ready stacks at once: a quarter of the slots, at least one.
+fn resync_slots(concurrency: u16) -> usize {
+    (usize::from(concurrency) / 4).max(1)
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -94,7 +94,13 @@ impl<K: Clone + Ord + Hash> WorkQueue<K> {
 
     /// The stack to reconcile now, marked running; `None` when nothing is due.
     pub fn next(&mut self, now: Instant) -> Option<(K, Urgency)> {
-        for c in &self.classes {
+        self.next_of(now, true)
+    }
+
+    /// [`WorkQueue::next`], with resyncs only when `resyncs` allows them.
+    pub fn next_of(&mut self, now: Instant, resyncs: bool) -> Option<(K, Urgency)> {
+        let classes = if resyncs { 2 } else { 1 };
+        for c in self.classes.iter().take(classes) {
             if let Some((at, _, key)) = c.first() {
                 if *at <= now {
                     let key = key.clone();
@@ -109,8 +115,15 @@ impl<K: Clone + Ord + Hash> WorkQueue<K> {
 
     /// When the next queued work falls due.
     pub fn next_due(&self) -> Option<Instant> {
+        self.next_due_of(true)
+    }
+
+    /// [`WorkQueue::next_due`], of urgent work only unless `resyncs`.
+    pub fn next_due_of(&self, resyncs: bool) -> Option<Instant> {
+        let classes = if resyncs { 2 } else { 1 };
         self.classes
             .iter()
+            .take(classes)
             .filter_map(|c| c.first().map(|(at, _, _)| *at))
             .min()
     }
@@ -144,7 +157,8 @@ impl<K: Clone + Ord + Hash> WorkQueue<K> {
 
     /// Queued work that is due by `now`, by class.
     pub fn due(&self, now: Instant) -> (usize, usize) {
-        let count = |c: &BTreeSet<(Instant, u64, K)>| c.iter().take_while(|(at, _, _)| *at <= now).count();
+        let count =
+            |c: &BTreeSet<(Instant, u64, K)>| c.iter().take_while(|(at, _, _)| *at <= now).count();
         (count(&self.classes[0]), count(&self.classes[1]))
     }
 }
@@ -221,11 +235,20 @@ mod tests {
             }
             now += Duration::from_secs(1);
         }
-        let counts: Vec<u32> = (0..40).map(|k| reached.get(&k).copied().unwrap_or(0)).collect();
+        let counts: Vec<u32> = (0..40)
+            .map(|k| reached.get(&k).copied().unwrap_or(0))
+            .collect();
         let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
-        assert!(*min >= 10, "every stack is reconciled again and again: {counts:?}");
+        assert!(
+            *min >= 10,
+            "every stack is reconciled again and again: {counts:?}"
+        );
         assert!(max - min <= 1, "in turn: {counts:?}");
-        assert_eq!(new_stack_reached, Some(secs(t0, 300)), "a new stack goes first");
+        assert_eq!(
+            new_stack_reached,
+            Some(secs(t0, 300)),
+            "a new stack goes first"
+        );
     }
 
     #[test]
@@ -239,6 +262,17 @@ mod tests {
         assert!(q.is_running(&"a"));
         q.done(&"a");
         assert_eq!(q.next(t0), Some(("a", Urgency::Now)));
+    }
+
+    #[test]
+    fn resyncs_can_be_held_back_while_urgent_work_goes() {
+        let t0 = Instant::now();
+        let mut q = WorkQueue::default();
+        q.schedule("ready", Urgency::Resync, t0);
+        q.schedule("new", Urgency::Now, t0);
+        assert_eq!(q.next_of(t0, false), Some(("new", Urgency::Now)));
+        assert_eq!(q.next_of(t0, false), None);
+        assert_eq!(q.next_of(t0, true), Some(("ready", Urgency::Resync)));
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub connect: Connect,
     pub metrics: Arc<Metrics>,
+    /// The roles each namespace's stacks may assume.
+    pub roles: crate::roles::RoleMap,
 }
 
 /// When to look at a stack again.
@@ -69,9 +71,24 @@ pub async fn reconcile(ws: Arc<WebStack>, ctx: &Context) -> Result<Next, Error> 
     let ns = ws.namespace().unwrap_or_else(|| "default".into());
     let api: Api<WebStack> = Api::namespaced(ctx.client.clone(), &ns);
     let has_finalizer = ws.finalizers().iter().any(|f| f == FINALIZER);
+    // A role the namespace may not use is never assumed, not even to delete.
+    let refused = ctx
+        .roles
+        .check(&ws)
+        .map_err(StackError::RoleNotAllowed)
+        .err();
     if ws.meta().deletion_timestamp.is_some() {
         if !has_finalizer {
             return Ok(Next::Change);
+        }
+        if let Some(err) = refused {
+            let built = ws.status.as_ref().is_some_and(|s| !s.inventory.is_empty());
+            if !built {
+                // Nothing was ever built with it: nothing to delete.
+                remove_finalizer(&api, &ws).await?;
+                return Ok(Next::Change);
+            }
+            return report_failure(ctx, &ws, &err, "Delete").await;
         }
         let next = cleanup(&ws, ctx).await?;
         if next == Next::Change {
@@ -82,6 +99,9 @@ pub async fn reconcile(ws: Arc<WebStack>, ctx: &Context) -> Result<Next, Error> 
     if !has_finalizer {
         add_finalizer(&api, &ws).await?;
         return Ok(Next::Change);
+    }
+    if let Some(err) = refused {
+        return report_failure(ctx, &ws, &err, "Validate").await;
     }
     apply(&ws, ctx).await
 }
@@ -120,11 +140,14 @@ async fn patch_finalizers(
     ws: &WebStack,
     patch: serde_json::Value,
 ) -> Result<(), Error> {
-    let patch: json_patch::Patch = serde_json::from_value(patch).map_err(|e| {
-        Error::Kube(kube::Error::SerdeError(e))
-    })?;
+    let patch: json_patch::Patch =
+        serde_json::from_value(patch).map_err(|e| Error::Kube(kube::Error::SerdeError(e)))?;
     match api
-        .patch(&ws.name_any(), &PatchParams::default(), &Patch::<()>::Json(patch))
+        .patch(
+            &ws.name_any(),
+            &PatchParams::default(),
+            &Patch::<()>::Json(patch),
+        )
         .await
     {
         Ok(_) => Ok(()),

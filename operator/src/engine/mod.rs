@@ -82,16 +82,41 @@ impl<S: Send + Sync> Engine<S> {
         scope: &S,
         selector: &Selector,
     ) -> Result<Vec<Observed>, EngineError> {
-        let reads = self.observers.iter().map(|o| async move {
-            o.observe(scope, selector)
-                .await
-                .map_err(|source| EngineError::Observe {
-                    kinds: o.kinds().iter().map(|k| k.0).collect::<Vec<_>>().join(", "),
-                    source,
+        self.observe_at_most(scope, selector, self.observers.len().max(1))
+            .await
+    }
+
+    /// Observes every family once, `at_once` families at a time: a read of every stack leaves
+    /// room for the calls of stacks being built.
+    pub async fn observe_at_most(
+        &self,
+        scope: &S,
+        selector: &Selector,
+        at_once: usize,
+    ) -> Result<Vec<Observed>, EngineError> {
+        use futures::future::BoxFuture;
+        use futures::StreamExt;
+        // Boxed, so that the stream of reads is `Send` for any lifetime of the borrows.
+        let reads: Vec<BoxFuture<'_, Result<Vec<Observed>, EngineError>>> = self
+            .observers
+            .iter()
+            .map(|o| -> BoxFuture<'_, Result<Vec<Observed>, EngineError>> {
+                Box::pin(async move {
+                    o.observe(scope, selector)
+                        .await
+                        .map_err(|source| EngineError::Observe {
+                            kinds: o.kinds().iter().map(|k| k.0).collect::<Vec<_>>().join(", "),
+                            source,
+                        })
                 })
-        });
+            })
+            .collect();
+        let results: Vec<_> = futures::stream::iter(reads)
+            .buffer_unordered(at_once.max(1))
+            .collect()
+            .await;
         let mut out = Vec::new();
-        for result in futures::future::join_all(reads).await {
+        for result in results {
             out.extend(result?.into_iter().filter(|o| selector.admits(&o.stack)));
         }
         Ok(out)

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -28,20 +28,64 @@ struct Snapshot {
     covered: BTreeSet<String>,
 }
 
-/// Where a stack's observation came from, for metrics and logs.
+/// Which calls go first when AWS is busy: work a user waits for (a new or changed stack)
+/// before reads that only keep the shared observation fresh.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
-    /// Its share of the shared snapshot.
-    Shared,
-    /// A read of the stack alone: it wrote since the snapshot began.
-    Own,
+pub enum Lane {
+    /// A reconcile a user waits for.
+    Urgent,
+    /// A read of every stack started in the background.
+    Background,
+}
+
+tokio::task_local! {
+    static LANE: Lane;
+}
+
+/// Urgent work under way in this process.
+static URGENT_WORK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+struct UrgentWork;
+
+impl UrgentWork {
+    fn start() -> Self {
+        URGENT_WORK.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        UrgentWork
+    }
+}
+
+impl Drop for UrgentWork {
+    fn drop(&mut self) {
+        URGENT_WORK.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Whether urgent work is under way: background reads hold back their calls meanwhile.
+pub fn urgent_work() -> bool {
+    URGENT_WORK.load(std::sync::atomic::Ordering::SeqCst) > 0
+}
+
+/// Runs `work` in `lane`: the call layer lets urgent work go before background reads.
+pub async fn in_lane<F: Future>(lane: Lane, work: F) -> F::Output {
+    let _urgent = (lane == Lane::Urgent).then(UrgentWork::start);
+    LANE.scope(lane, work).await
+}
+
+/// The lane of the task that calls, if it runs in one.
+pub fn current_lane() -> Option<Lane> {
+    LANE.try_with(|l| *l).ok()
 }
 
 /// The shared observation of one account and region.
 pub struct SharedObservation {
     max_age: Duration,
     created: Instant,
-    snapshot: tokio::sync::Mutex<Option<Snapshot>>,
+    current: Mutex<Option<Arc<Snapshot>>>,
+    /// Held by the one read of every stack under way.
+    reading: Arc<tokio::sync::Mutex<()>>,
+    last_attempt: Mutex<Option<Instant>>,
+    /// How long the last read of every stack took.
+    last_read: Mutex<Option<Duration>>,
     /// Per stack: the snapshot must have begun after this for the stack to be served from it
     /// (the end of its last write, or when this process took it over).
     fresh_after: Mutex<HashMap<String, Instant>>,
@@ -51,8 +95,6 @@ pub struct SharedObservation {
     lookups: Mutex<HashMap<String, (Instant, Value)>>,
     changed: broadcast::Sender<String>,
     refreshes: std::sync::atomic::AtomicU64,
-    /// When the current snapshot began, readable without waiting for a read under way.
-    last: Mutex<Option<Instant>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -81,13 +123,15 @@ impl SharedObservation {
         SharedObservation {
             max_age,
             created: Instant::now(),
-            snapshot: tokio::sync::Mutex::new(None),
+            current: Mutex::new(None),
+            reading: Arc::new(tokio::sync::Mutex::new(())),
+            last_attempt: Mutex::new(None),
+            last_read: Mutex::new(None),
             fresh_after: Mutex::new(HashMap::new()),
             needs: Mutex::new(BTreeSet::new()),
             lookups: Mutex::new(HashMap::new()),
             changed,
             refreshes: Default::default(),
-            last: Mutex::new(None),
         }
     }
 
@@ -102,7 +146,12 @@ impl SharedObservation {
 
     /// How old the snapshot is, if there is one.
     pub fn age(&self) -> Option<Duration> {
-        lock(&self.last).map(|t| t.elapsed())
+        lock(&self.current).as_ref().map(|s| s.started.elapsed())
+    }
+
+    /// How long the last read of every stack took.
+    pub fn last_read(&self) -> Option<Duration> {
+        *lock(&self.last_read)
     }
 
     /// The stack changed something on AWS (or waits on AWS, or failed): until a snapshot
@@ -122,20 +171,23 @@ impl SharedObservation {
         lock(&self.fresh_after).remove(stack);
     }
 
-    /// The observation of `stack` for a reconcile, from the shared snapshot, or `None` when
-    /// the stack must be read alone (it wrote since the snapshot began). A snapshot older than
-    /// the maximum age, or one that did not read the extra places the stack `needs`, is read
-    /// again first with `read_all`, which gets every extra place any stack needs; concurrent
-    /// callers wait for that one read.
+    /// The observation of `stack` for a reconcile, from a read of every stack begun after
+    /// the stack's last write and covering the extra places (zones) it needs. A steady stack
+    /// takes its share of the current snapshot at once, even of one older than the maximum age
+    /// (the next read then starts in the background). A stack that wrote waits for a read
+    /// begun after its write: the one under way if it began late enough, or the next, which
+    /// serves every stack waiting for it. So converging stacks share reads too, and no stack
+    /// reads alone.
     pub async fn for_stack<F, Fut, E>(
-        &self,
+        self: &Arc<Self>,
         stack: &str,
         needs: &[String],
         read_all: F,
-    ) -> Result<Option<Observation>, E>
+    ) -> Result<Observation, E>
     where
-        F: FnOnce(BTreeSet<String>) -> Fut,
-        Fut: Future<Output = Result<Vec<Observed>, E>>,
+        F: FnOnce(BTreeSet<String>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Vec<Observed>, E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
     {
         {
             let mut n = lock(&self.needs);
@@ -146,18 +198,62 @@ impl SharedObservation {
         let fresh_after = *lock(&self.fresh_after)
             .entry(stack.to_owned())
             .or_insert(self.created);
-        let mut guard = self.snapshot.lock().await;
-        let usable = |s: &Snapshot| {
-            s.started.elapsed() <= self.max_age && needs.iter().all(|n| s.covered.contains(n))
-        };
-        match guard.as_ref() {
-            Some(s) if usable(s) && s.started > fresh_after => {
-                return Ok(Some(self.share(s, stack)));
+        let serves =
+            |s: &Snapshot| s.started > fresh_after && needs.iter().all(|n| s.covered.contains(n));
+        let current = lock(&self.current).clone();
+        if let Some(s) = current.filter(|s| serves(s)) {
+            if s.started.elapsed() > self.max_age {
+                self.read_in_background(read_all);
             }
-            // Fresh enough for everybody else: this stack's own write is newer.
-            Some(s) if usable(s) => return Ok(None),
-            _ => {}
+            return Ok(self.share(&s, stack));
         }
+        // Wait for the read under way; if it began too early, read again (the stacks that
+        // queue meanwhile share this read).
+        let turn = self.reading.clone().lock_owned().await;
+        if let Some(s) = lock(&self.current).clone().filter(|s| serves(s)) {
+            return Ok(self.share(&s, stack));
+        }
+        let next = self.read(read_all).await;
+        drop(turn);
+        let next = next?;
+        Ok(self.share(&next, stack))
+    }
+
+    /// Starts the next read of every stack unless one is under way or the last attempt was
+    /// moments ago (a failing read is not hammered).
+    fn read_in_background<F, Fut, E>(self: &Arc<Self>, read_all: F)
+    where
+        F: FnOnce(BTreeSet<String>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Vec<Observed>, E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let Ok(turn) = self.reading.clone().try_lock_owned() else {
+            return;
+        };
+        {
+            let mut last = lock(&self.last_attempt);
+            let pause = (self.max_age / 4).min(Duration::from_secs(5));
+            if last.is_some_and(|t| t.elapsed() < pause) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let me = self.clone();
+        tokio::spawn(in_lane(Lane::Background, async move {
+            let _turn = turn;
+            if let Err(e) = me.read(read_all).await {
+                tracing::warn!(error = %e, "reading the AWS resources of every stack failed; the last read still serves");
+            }
+        }));
+    }
+
+    /// Reads every stack (the caller holds `reading`), announces drift, and makes the new
+    /// snapshot current.
+    async fn read<F, Fut, E>(&self, read_all: F) -> Result<Arc<Snapshot>, E>
+    where
+        F: FnOnce(BTreeSet<String>) -> Fut,
+        Fut: Future<Output = Result<Vec<Observed>, E>>,
+    {
         let covered = lock(&self.needs).clone();
         let started = Instant::now();
         let resources = read_all(covered.clone()).await?;
@@ -171,19 +267,19 @@ impl SharedObservation {
             .iter()
             .map(|(k, v)| (k.clone(), digest_of(v)))
             .collect();
-        let next = Snapshot {
+        let next = Arc::new(Snapshot {
             started,
             by_stack,
             digests,
             covered,
-        };
-        if let Some(previous) = guard.as_ref() {
-            self.announce_drift(previous, &next);
+        });
+        tracing::debug!(took = ?started.elapsed(), stacks = next.by_stack.len(), "read the AWS resources of every stack");
+        let previous = lock(&self.current).replace(next.clone());
+        if let Some(previous) = previous {
+            self.announce_drift(&previous, &next);
         }
-        let served = (next.started > fresh_after).then(|| self.share(&next, stack));
-        *lock(&self.last) = Some(next.started);
-        *guard = Some(next);
-        Ok(served)
+        *lock(&self.last_read) = Some(started.elapsed());
+        Ok(next)
     }
 
     fn share(&self, s: &Snapshot, stack: &str) -> Observation {
@@ -194,7 +290,8 @@ impl SharedObservation {
     /// nothing since `previous` began.
     fn announce_drift(&self, previous: &Snapshot, next: &Snapshot) {
         let fresh_after = lock(&self.fresh_after);
-        let stacks: BTreeSet<&String> = previous.digests.keys().chain(next.digests.keys()).collect();
+        let stacks: BTreeSet<&String> =
+            previous.digests.keys().chain(next.digests.keys()).collect();
         for stack in stacks {
             if previous.digests.get(stack) == next.digests.get(stack) {
                 continue;
@@ -231,7 +328,7 @@ impl SharedObservation {
 /// one channel.
 pub struct Sharing {
     max_age: Duration,
-    by_key: Mutex<BTreeMap<String, std::sync::Arc<SharedObservation>>>,
+    by_key: Mutex<BTreeMap<String, Arc<SharedObservation>>>,
     changed: broadcast::Sender<String>,
 }
 
@@ -253,17 +350,15 @@ impl Sharing {
     }
 
     /// The shared observation of an account and region, made on first use.
-    pub fn of(&self, account: &str, region: &str) -> std::sync::Arc<SharedObservation> {
+    pub fn of(&self, account: &str, region: &str) -> Arc<SharedObservation> {
         lock(&self.by_key)
             .entry(format!("{account}/{region}"))
-            .or_insert_with(|| {
-                std::sync::Arc::new(SharedObservation::new(self.max_age, self.changed.clone()))
-            })
+            .or_insert_with(|| Arc::new(SharedObservation::new(self.max_age, self.changed.clone())))
             .clone()
     }
 
     /// Every shared observation made so far, by `account/region`.
-    pub fn all(&self) -> Vec<(String, std::sync::Arc<SharedObservation>)> {
+    pub fn all(&self) -> Vec<(String, Arc<SharedObservation>)> {
         lock(&self.by_key)
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -297,11 +392,11 @@ mod tests {
 
     const VPC: Kind = Kind("Vpc");
 
-    fn shared(max_age_ms: u64) -> SharedObservation {
-        SharedObservation::new(
+    fn shared(max_age_ms: u64) -> Arc<SharedObservation> {
+        Arc::new(SharedObservation::new(
             Duration::from_millis(max_age_ms),
             broadcast::channel(16).0,
-        )
+        ))
     }
 
     fn vpc(stack: &str, id: &str, cidr: &str) -> Observed {
@@ -310,87 +405,152 @@ mod tests {
             .prop("cidr", cidr)
     }
 
+    #[derive(Default)]
     struct World {
         resources: Mutex<Vec<Observed>>,
         reads: AtomicU32,
+        seen: Mutex<BTreeSet<String>>,
     }
 
+    type Read = std::pin::Pin<Box<dyn Future<Output = Result<Vec<Observed>, String>> + Send>>;
+
     impl World {
-        fn new(r: Vec<Observed>) -> Self {
-            World {
-                resources: Mutex::new(r),
-                reads: AtomicU32::new(0),
+        fn new(r: Vec<Observed>) -> Arc<Self> {
+            let w = World::default();
+            *w.resources.lock().unwrap() = r;
+            Arc::new(w)
+        }
+
+        fn reader(self: &Arc<Self>) -> impl FnOnce(BTreeSet<String>) -> Read + Send + 'static {
+            let me = self.clone();
+            move |needs| {
+                Box::pin(async move {
+                    me.reads.fetch_add(1, Ordering::SeqCst);
+                    *me.seen.lock().unwrap() = needs;
+                    Ok(me.resources.lock().unwrap().clone())
+                })
             }
         }
 
-        async fn read(&self, _: BTreeSet<String>) -> Result<Vec<Observed>, ()> {
-            self.reads.fetch_add(1, Ordering::SeqCst);
-            Ok(self.resources.lock().unwrap().clone())
+        fn reads(&self) -> u32 {
+            self.reads.load(Ordering::SeqCst)
         }
     }
 
+    async fn wait_for_reads(world: &World, n: u32) {
+        for _ in 0..100 {
+            if world.reads() >= n {
+                // Let the read's snapshot land.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no read number {n}");
+    }
+
     #[tokio::test]
-    async fn one_read_serves_every_steady_stack_until_it_is_too_old() {
-        let world = World::new(vec![vpc("a", "vpc-1", "10.0.0.0/16"), vpc("b", "vpc-2", "10.1.0.0/16")]);
+    async fn one_read_serves_every_steady_stack_and_an_old_one_serves_while_the_next_is_read() {
+        let world = World::new(vec![
+            vpc("a", "vpc-1", "10.0.0.0/16"),
+            vpc("b", "vpc-2", "10.1.0.0/16"),
+        ]);
         let shared = shared(200);
         for stack in ["a", "b", "a", "c"] {
-            let o = shared
-                .for_stack(stack, &[], |n| world.read(n))
-                .await
-                .unwrap()
-                .expect("served from the snapshot");
+            let o = shared.for_stack(stack, &[], world.reader()).await.unwrap();
             let n = o.by_kind.get(&VPC).map_or(0, Vec::len);
             assert_eq!(n, usize::from(stack != "c"), "{stack}");
         }
-        assert_eq!(world.reads.load(Ordering::SeqCst), 1);
+        assert_eq!(world.reads(), 1);
         tokio::time::sleep(Duration::from_millis(250)).await;
-        shared.for_stack("a", &[], |n| world.read(n)).await.unwrap();
-        assert_eq!(world.reads.load(Ordering::SeqCst), 2);
+        // Too old: it still serves at once, and the next read starts in the background.
+        shared.for_stack("a", &[], world.reader()).await.unwrap();
+        wait_for_reads(&world, 2).await;
         assert_eq!(shared.refreshes(), 2);
+        assert!(shared.age().unwrap() < Duration::from_millis(200));
     }
 
     #[tokio::test]
-    async fn a_stack_that_wrote_is_read_alone_until_a_later_snapshot_covers_it() {
+    async fn a_stack_that_wrote_waits_for_a_read_begun_after_its_write() {
         let world = World::new(vec![vpc("a", "vpc-1", "10.0.0.0/16")]);
-        let shared = shared(200);
-        assert!(shared.for_stack("a", &[], |n| world.read(n)).await.unwrap().is_some());
+        let shared = shared(60_000);
+        shared.for_stack("a", &[], world.reader()).await.unwrap();
+        // Its write changed the VPC; a steady stack is still served from the snapshot.
+        world.resources.lock().unwrap()[0] = vpc("a", "vpc-1", "10.7.0.0/16");
         shared.wrote("a");
-        // The snapshot predates the write: the stack reads alone, the others are still served.
-        assert!(shared.for_stack("a", &[], |n| world.read(n)).await.unwrap().is_none());
-        assert!(shared.for_stack("b", &[], |n| world.read(n)).await.unwrap().is_some());
-        assert_eq!(world.reads.load(Ordering::SeqCst), 1);
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        assert!(shared.for_stack("a", &[], |n| world.read(n)).await.unwrap().is_some());
+        shared.for_stack("b", &[], world.reader()).await.unwrap();
+        assert_eq!(world.reads(), 1);
+        let seen = shared.for_stack("a", &[], world.reader()).await.unwrap();
+        assert_eq!(world.reads(), 2, "a new read of every stack");
+        assert_eq!(seen.by_kind[&VPC][0].props["cidr"], "10.7.0.0/16");
+        // That read serves it from then on.
+        shared.for_stack("a", &[], world.reader()).await.unwrap();
+        assert_eq!(world.reads(), 2);
     }
 
     #[tokio::test]
-    async fn a_stack_needing_an_extra_place_gets_a_snapshot_that_read_it() {
+    async fn stacks_that_wrote_at_once_share_the_next_read() {
         let world = World::new(vec![]);
         let shared = shared(60_000);
-        shared.for_stack("a", &[], |n| world.read(n)).await.unwrap();
-        let seen = Mutex::new(BTreeSet::new());
-        let served = shared
-            .for_stack("b", &["Z1".to_owned()], |n| {
-                *seen.lock().unwrap() = n.clone();
-                world.read(n)
-            })
-            .await
-            .unwrap();
-        assert!(served.is_some());
-        assert!(seen.lock().unwrap().contains("Z1"));
-        assert_eq!(world.reads.load(Ordering::SeqCst), 2);
-        // Covered now: no more reads for it.
-        shared.for_stack("b", &["Z1".to_owned()], |n| world.read(n)).await.unwrap();
-        assert_eq!(world.reads.load(Ordering::SeqCst), 2);
+        shared.for_stack("s0", &[], world.reader()).await.unwrap();
+        for i in 0..8 {
+            shared.wrote(&format!("s{i}"));
+        }
+        let all = (0..8).map(|i| {
+            let (shared, world) = (shared.clone(), world.clone());
+            async move {
+                shared
+                    .for_stack(&format!("s{i}"), &[], world.reader())
+                    .await
+                    .unwrap()
+            }
+        });
+        futures::future::join_all(all).await;
+        assert!(world.reads() <= 3, "{} reads for 8 stacks", world.reads());
+    }
+
+    #[tokio::test]
+    async fn a_stack_needing_an_extra_place_gets_a_read_of_it() {
+        let world = World::new(vec![]);
+        let shared = shared(60_000);
+        shared.for_stack("a", &[], world.reader()).await.unwrap();
+        let zone = ["Z1".to_owned()];
+        shared.for_stack("b", &zone, world.reader()).await.unwrap();
+        assert_eq!(world.reads(), 2);
+        assert!(world.seen.lock().unwrap().contains("Z1"));
+        // Covered now, for every stack: no more reads.
+        shared.for_stack("b", &zone, world.reader()).await.unwrap();
+        shared.for_stack("a", &[], world.reader()).await.unwrap();
+        assert_eq!(world.reads(), 2);
+    }
+
+    #[tokio::test]
+    async fn concurrent_first_reconciles_share_one_read() {
+        let world = World::new(vec![vpc("a", "vpc-1", "10.0.0.0/16")]);
+        let shared = shared(60_000);
+        let all = (0..8).map(|i| {
+            let (shared, world) = (shared.clone(), world.clone());
+            async move {
+                shared
+                    .for_stack(&format!("s{i}"), &[], world.reader())
+                    .await
+                    .unwrap()
+            }
+        });
+        futures::future::join_all(all).await;
+        assert_eq!(world.reads(), 1);
     }
 
     #[tokio::test]
     async fn drift_of_a_stack_that_wrote_nothing_is_announced() {
-        let world = World::new(vec![vpc("a", "vpc-1", "10.0.0.0/16"), vpc("b", "vpc-2", "10.1.0.0/16")]);
+        let world = World::new(vec![
+            vpc("a", "vpc-1", "10.0.0.0/16"),
+            vpc("b", "vpc-2", "10.1.0.0/16"),
+        ]);
         let (tx, mut drift) = broadcast::channel(16);
-        let shared = SharedObservation::new(Duration::from_millis(100), tx);
-        shared.for_stack("a", &[], |n| world.read(n)).await.unwrap();
-        shared.for_stack("b", &[], |n| world.read(n)).await.unwrap();
+        let shared = Arc::new(SharedObservation::new(Duration::from_millis(100), tx));
+        shared.for_stack("a", &[], world.reader()).await.unwrap();
+        shared.for_stack("b", &[], world.reader()).await.unwrap();
         // Somebody changes a's VPC outside the operator; b changes through its own write.
         {
             let mut r = world.resources.lock().unwrap();
@@ -399,7 +559,8 @@ mod tests {
         }
         shared.wrote("b");
         tokio::time::sleep(Duration::from_millis(150)).await;
-        shared.for_stack("a", &[], |n| world.read(n)).await.unwrap();
+        shared.for_stack("a", &[], world.reader()).await.unwrap();
+        wait_for_reads(&world, 2).await;
         assert_eq!(drift.try_recv().unwrap(), "a");
         assert!(drift.try_recv().is_err(), "b changed through its own write");
     }
@@ -412,8 +573,14 @@ mod tests {
             reads.fetch_add(1, Ordering::SeqCst);
             Ok::<_, ()>(Value::from("Z1"))
         };
-        assert_eq!(shared.lookup("zone:example.com", fetch).await.unwrap(), "Z1");
-        assert_eq!(shared.lookup("zone:example.com", fetch).await.unwrap(), "Z1");
+        assert_eq!(
+            shared.lookup("zone:example.com", fetch).await.unwrap(),
+            "Z1"
+        );
+        assert_eq!(
+            shared.lookup("zone:example.com", fetch).await.unwrap(),
+            "Z1"
+        );
         assert_eq!(reads.load(Ordering::SeqCst), 1);
         tokio::time::sleep(Duration::from_millis(120)).await;
         shared.lookup("zone:example.com", fetch).await.unwrap();

@@ -123,9 +123,14 @@ fn walk_schema(
 /// The CRD's own CEL rules (`x-kubernetes-validations`), evaluated as a current API server
 /// does, so that a cluster that does not enforce them, and the CLI, refuse the same specs.
 pub fn check_cel(stack: &WebStack) -> Result<(), ValidationErrors> {
+    use kube::core::cel::{compile_schema, CompiledSchema, Validator};
+    use std::sync::OnceLock;
+    // The rules are compiled once per process: a thousand stacks are validated at every resync.
+    static COMPILED: OnceLock<CompiledSchema> = OnceLock::new();
+    let compiled = COMPILED.get_or_init(|| compile_schema(crd_schema()));
     let object = as_object(stack)?;
-    kube::core::cel::Validator::new()
-        .validate(crd_schema(), &object, None)
+    Validator::new()
+        .validate_compiled(compiled, &object, None)
         .map_err(|errs| {
             ValidationErrors(
                 errs.into_iter()

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use aws_sdk_ec2::operation::describe_vpcs::DescribeVpcsOutput;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
+use futures::StreamExt;
 
 use super::{created, owner, owner_filter, release_ec2, tag_spec, VPC, VPC_DNS};
 use crate::aws::client::Effect;
@@ -48,9 +49,10 @@ impl Observer<Scope> for VpcObserver {
                 );
             }
         }
-        // DNS hostnames is not part of DescribeVpcs: one attribute read per VPC.
+        // DNS hostnames is not part of DescribeVpcs: one attribute read per VPC, several at
+        // once (an observation of every stack reads one per stack).
         let vpcs: Vec<Observed> = out.clone();
-        for v in vpcs {
+        let reads = vpcs.into_iter().map(|v| async move {
             let attr = scope
                 .api
                 .call("ec2", "DescribeVpcAttribute", Effect::Read, || {
@@ -67,10 +69,10 @@ impl Observer<Scope> for VpcObserver {
                     .enable_dns_hostnames()
                     .and_then(|b| b.value())
                     .unwrap_or(false),
-                Err(e) if e.is_not_found() => continue,
+                Err(e) if e.is_not_found() => return Ok(None),
                 Err(e) => return Err(e),
             };
-            out.push(
+            Ok(Some(
                 Observed::new(
                     VPC_DNS,
                     v.stack.clone(),
@@ -81,7 +83,14 @@ impl Observer<Scope> for VpcObserver {
                 .prop("vpc", v.id.as_str())
                 .prop("enabled", enabled)
                 .refs([v.id.clone()]),
-            );
+            ))
+        });
+        let found: Vec<Result<Option<Observed>, AwsError>> = futures::stream::iter(reads)
+            .buffer_unordered(crate::aws::READS_AT_ONCE)
+            .collect()
+            .await;
+        for f in found {
+            out.extend(f?);
         }
         Ok(out)
     }
