@@ -470,7 +470,7 @@ mod tests {
             let order = order.clone();
             async move {
                 let r: Result<(), AwsError> = api
-                    .call("svc", "DescribeThings", Effect::Read, || {
+                    .call("ec2", "DescribeVpcs", Effect::Read, || {
                         let order = order.clone();
                         async move {
                             tokio::time::sleep(Duration::from_millis(ms)).await;
