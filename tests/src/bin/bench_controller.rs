@@ -96,12 +96,14 @@ impl Controller {
 
     /// Waits until the controller has read every stack `n` times in all.
     async fn wait_for_snapshots(&self, n: u64) {
-        let deadline = Instant::now() + RESYNC * 3;
+        // A read of every stack can take longer than the resync interval in the emulator
+        // (its describes scan everything it holds): wait for two such reads.
+        let limit = Duration::from_secs(240);
+        let deadline = Instant::now() + limit;
         while self.snapshots() < n {
             assert!(
                 Instant::now() < deadline,
-                "no read of every stack for {:?}",
-                RESYNC * 3
+                "no read of every stack for {limit:?}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
