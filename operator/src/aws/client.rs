@@ -276,28 +276,10 @@ pub struct AwsApi {
     crash_after: Option<u64>,
     /// Tags of resources whose listings do not carry them, read once per process.
     pub tags: super::tags::TagCache,
-    /// Calls of urgent work in flight: background reads wait for them.
-    urgent: std::sync::Arc<AtomicU64>,
 }
 
 /// How long a background call waits at most for urgent work to finish.
 const YIELD_AT_MOST: Duration = Duration::from_secs(5);
-
-/// Counts an urgent call in flight while it lives.
-struct Urgent(std::sync::Arc<AtomicU64>);
-
-impl Urgent {
-    fn new(n: &std::sync::Arc<AtomicU64>) -> Self {
-        n.fetch_add(1, Ordering::SeqCst);
-        Urgent(n.clone())
-    }
-}
-
-impl Drop for Urgent {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
 
 impl AwsApi {
     pub fn new(account: impl Into<String>, region: impl Into<String>) -> Self {
@@ -313,7 +295,6 @@ impl AwsApi {
             mutations: AtomicU64::new(0),
             crash_after,
             tags: Default::default(),
-            urgent: Default::default(),
         }
     }
 
@@ -371,13 +352,9 @@ impl AwsApi {
         let bucket = shared_bucket(&self.account, &self.region, service, self.limit);
         let lane = crate::engine::shared::current_lane();
         // Work a user waits for goes first; a background read gives way, but not forever.
-        let _urgent =
-            (lane == Some(crate::engine::shared::Lane::Urgent)).then(|| Urgent::new(&self.urgent));
         if lane == Some(crate::engine::shared::Lane::Background) {
             let since = Instant::now();
-            while (self.urgent.load(Ordering::SeqCst) > 0 || crate::engine::shared::urgent_work())
-                && since.elapsed() < YIELD_AT_MOST
-            {
+            while crate::engine::shared::urgent_work() && since.elapsed() < YIELD_AT_MOST {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }

@@ -154,13 +154,6 @@ impl<K: Clone + Ord + Hash> WorkQueue<K> {
     pub fn depth(&self) -> (usize, usize) {
         (self.classes[0].len(), self.classes[1].len())
     }
-
-    /// Queued work that is due by `now`, by class.
-    pub fn due(&self, now: Instant) -> (usize, usize) {
-        let count =
-            |c: &BTreeSet<(Instant, u64, K)>| c.iter().take_while(|(at, _, _)| *at <= now).count();
-        (count(&self.classes[0]), count(&self.classes[1]))
-    }
 }
 
 #[cfg(test)]
