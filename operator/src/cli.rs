@@ -104,6 +104,21 @@ struct RunArgs {
     /// name `spec.assumeRole`.
     #[arg(long, env = "WEBSTACK_ROLE_MAP")]
     role_map: Option<PathBuf>,
+    /// Shards the stacks fall into, each a Lease in `--lease-namespace` that one replica holds
+    /// at a time: replicas share the stacks, no stack is reconciled by two at once, and the
+    /// stacks of a replica that stops are taken over within `--lease-seconds`. 1 is plain
+    /// leader election; 0 takes no lease (a single process reconciles every stack).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1024))]
+    shards: u32,
+    /// The namespace of the shard and member Leases: the operator's own.
+    #[arg(long, env = "POD_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// Seconds a Lease holds without renewal.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=300))]
+    lease_seconds: u64,
+    /// This replica's name among the others (default: the pod name, else the host name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -586,6 +601,30 @@ async fn run_controller(args: RunArgs) -> ExitCode {
             }
         }
     };
+    let leases = if args.shards == 0 {
+        None
+    } else {
+        let Some(namespace) = args.lease_namespace.filter(|n| !n.is_empty()) else {
+            return fail(
+                "--shards needs --lease-namespace (or POD_NAMESPACE): where the Leases are kept"
+                    .to_string(),
+                2,
+            );
+        };
+        let identity = args
+            .identity
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| format!("webstack-{}", std::process::id()));
+        Some(webstack::controller::leases::LeaseSettings {
+            namespace,
+            identity,
+            shards: args.shards,
+            duration: Duration::from_secs(args.lease_seconds),
+        })
+    };
     // The command line and the role map are checked before anything is reached.
     let client = match kube::Client::try_default().await {
         Ok(c) => c,
@@ -598,6 +637,7 @@ async fn run_controller(args: RunArgs) -> ExitCode {
         concurrency: args.concurrency,
         namespace: args.namespace,
         metrics_address,
+        leases,
         ..Default::default()
     };
     let rate = f64::from(args.aws_requests_per_second);

@@ -432,6 +432,7 @@ pub fn run_cli(endpoint: &str, args: &[&str], extra_env: &[(&str, &str)]) -> Out
         .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
         .env("AWS_REGION", "eu-west-1")
         .env_remove("AWS_PROFILE")
+        .env_remove("POD_NAMESPACE")
         .env("AWS_EC2_METADATA_DISABLED", "true");
     for (k, v) in extra_env {
         cmd.env(k, v);

@@ -213,7 +213,7 @@ fn assert_operator_rules(role: &Value) {
     }
     assert!(
         !g.keys().any(|k| k.starts_with("coordination.k8s.io/")),
-        "no Leases: one pod needs no leader election: {g:?}"
+        "Leases only in the release's namespace, not in the watched ones: {g:?}"
     );
     let known: BTreeSet<&str> = [
         "webstack.io/webstacks",
@@ -235,15 +235,19 @@ fn assert_operator_rules(role: &Value) {
 }
 
 /// The objects every rendering has, whatever the values (without a watched namespace): one
-/// Deployment, its ServiceAccount, the metrics Service and cluster-wide RBAC. No Lease Role and
-/// no PodDisruptionBudget: one pod, no leader election; a ConfigMap only for a `roleMap`.
+/// Deployment, its ServiceAccount, the metrics Service, cluster-wide RBAC and the Role for the
+/// shard Leases. No PodDisruptionBudget; a ConfigMap only for a `roleMap`.
 const CLUSTER_WIDE: &[&str] = &[
     "ClusterRole/webstack-webstack-operator",
     "ClusterRoleBinding/webstack-webstack-operator",
     "Deployment/webstack-webstack-operator",
+    LEASE_ROLE,
+    LEASE_BINDING,
     "Service/webstack-webstack-operator-metrics",
     "ServiceAccount/webstack-webstack-operator",
 ];
+const LEASE_ROLE: &str = "Role/webstack-webstack-operator-leases";
+const LEASE_BINDING: &str = "RoleBinding/webstack-webstack-operator-leases";
 
 /// The container's arguments after `run`, as flag and value pairs, in order.
 fn run_args(c: &Value) -> Vec<(String, String)> {
@@ -263,14 +267,42 @@ fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// One pod, replaced by stopping the old one first: two would reconcile the same stacks.
-fn assert_single_pod(deployment: &Value) {
-    assert_eq!(deployment["spec"]["replicas"], 1);
-    assert_eq!(
-        deployment["spec"]["strategy"],
-        json!({"type": "Recreate"}),
-        "a rolling update would run the old and the new pod together"
+/// `n` pods, rolled (they share the stacks through Leases), told their own name and namespace.
+fn assert_pods(deployment: &Value, n: u64) {
+    assert_eq!(deployment["spec"]["replicas"], n);
+    assert!(
+        deployment["spec"].get("strategy").is_none(),
+        "the default rolling update: a stopping pod hands its shards over"
     );
+    let c = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let env = env_of(c);
+    assert_eq!(
+        env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
+    );
+    assert_eq!(
+        env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.namespace"
+    );
+}
+
+/// The Role for the shard Leases: in the release's namespace, Leases only.
+fn assert_lease_role(objects: &BTreeMap<String, Value>) {
+    let role = the(objects, LEASE_ROLE);
+    assert_eq!(role["metadata"]["namespace"], NAMESPACE);
+    let g = grants(role);
+    assert_eq!(
+        g.keys().collect::<Vec<_>>(),
+        ["coordination.k8s.io/leases"],
+        "{g:?}"
+    );
+    assert_eq!(
+        g["coordination.k8s.io/leases"],
+        set(&["get", "list", "watch", "create", "patch", "update", "delete"])
+    );
+    let binding = the(objects, LEASE_BINDING);
+    assert_eq!(binding["metadata"]["namespace"], NAMESPACE);
+    assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
 }
 
 #[test]
@@ -294,8 +326,8 @@ fn default_values_render_a_locked_down_controller() {
     assert_eq!(
         kinds,
         set(CLUSTER_WIDE),
-        "no Lease Role or PodDisruptionBudget, no ServiceMonitor unless enabled, no role map's \
-         ConfigMap without a roleMap"
+        "no PodDisruptionBudget, no ServiceMonitor unless enabled, no role map's ConfigMap \
+         without a roleMap"
     );
     for (key, o) in &objects {
         let labels = &o["metadata"]["labels"];
@@ -311,7 +343,8 @@ fn default_values_render_a_locked_down_controller() {
     }
 
     let deployment = the(&objects, "Deployment/webstack-webstack-operator");
-    assert_single_pod(deployment);
+    assert_pods(deployment, 1);
+    assert_lease_role(&objects);
     let pod = &deployment["spec"]["template"]["spec"];
     assert_eq!(pod["serviceAccountName"], "webstack-webstack-operator");
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
@@ -365,14 +398,17 @@ fn default_values_render_a_locked_down_controller() {
             ("--metrics-address", "0.0.0.0:8080"),
             ("--log-format", "text"),
             ("--aws-requests-per-second", "20"),
+            ("--shards", "1"),
+            ("--lease-seconds", "15"),
         ]),
-        "no --namespace: every namespace is watched; no --role-map: no stack may assume a role"
+        "no --namespace: every namespace is watched; no --role-map: no stack may assume a role; \
+         one shard: leader election"
     );
 
     let env = env_of(c);
     assert_eq!(
         env.keys().collect::<Vec<_>>(),
-        ["WEBSTACK_LOG"],
+        ["POD_NAME", "POD_NAMESPACE", "WEBSTACK_LOG"],
         "no region unless set"
     );
     assert_eq!(env["WEBSTACK_LOG"]["value"], "info");
@@ -414,7 +450,8 @@ fn sample_values_render_irsa_a_region_a_request_rate_and_json_logs() {
         "the ServiceMonitor stays off; the roleMap brings its ConfigMap"
     );
     let deployment = the(&objects, "Deployment/webstack-webstack-operator");
-    assert_single_pod(deployment);
+    assert_pods(deployment, 3);
+    assert_lease_role(&objects);
     let sa = the(&objects, "ServiceAccount/webstack-webstack-operator");
     assert_eq!(
         sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
@@ -435,6 +472,8 @@ fn sample_values_render_irsa_a_region_a_request_rate_and_json_logs() {
             ("--metrics-address", "0.0.0.0:8080"),
             ("--log-format", "json"),
             ("--aws-requests-per-second", "50"),
+            ("--shards", "6"),
+            ("--lease-seconds", "20"),
             ("--role-map", ROLE_MAP_FILE),
         ])
     );
@@ -480,6 +519,8 @@ fn watching_one_namespace_uses_a_role_there() {
                     "Deployment/webstack-webstack-operator",
                     "Role/webstack-webstack-operator",
                     "RoleBinding/webstack-webstack-operator",
+                    LEASE_ROLE,
+                    LEASE_BINDING,
                     "Service/webstack-webstack-operator-metrics",
                     "ServiceAccount/webstack-webstack-operator",
                 ],
@@ -725,24 +766,40 @@ fn values_schema_rejects_bad_values() {
         ("aws.irsaRoleArn=not-an-arn", "irsaRoleArn"),
         ("image.pullPolicy=Sometimes", "pullPolicy"),
         ("replicaCount=two", "replicaCount"),
+        ("replicaCount=0", "replicaCount"),
+        ("sharding.shards=0", "shards"),
+        ("sharding.shards=1025", "shards"),
+        ("sharding.leaseSeconds=2", "leaseSeconds"),
+        ("sharding.leaderElection=true", "leaderElection"),
         ("unknownValue=1", "unknownValue"),
-        // Values of features the operator does not have yet are refused, not ignored.
-        ("sharding.shards=2", "sharding"),
+        // Values of features the operator does not have are refused, not ignored.
         ("podDisruptionBudget.minAvailable=1", "podDisruptionBudget"),
     ] {
         assert_refused(set, field);
     }
 }
 
-/// Without leader election two pods would reconcile the same stacks: one is all the schema
-/// allows.
+/// Several pods share the stacks through the shard Leases.
 #[test]
-fn values_schema_allows_one_replica_only() {
-    for set in ["replicaCount=2", "replicaCount=0"] {
-        assert_refused(set, "replicaCount");
-    }
-    let objects = render(&["--set", "replicaCount=1"]);
-    assert_single_pod(the(&objects, "Deployment/webstack-webstack-operator"));
+fn replicas_and_shards_render_as_flags() {
+    let objects = render(&[
+        "--set",
+        "replicaCount=4",
+        "--set",
+        "sharding.shards=12",
+        "--set",
+        "sharding.leaseSeconds=30",
+    ]);
+    assert_pods(the(&objects, "Deployment/webstack-webstack-operator"), 4);
+    let args = run_args(container(&objects));
+    assert_eq!(flag_of(&args, "--shards"), Some("12"));
+    assert_eq!(flag_of(&args, "--lease-seconds"), Some("30"));
+}
+
+fn flag_of<'a>(args: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    args.iter()
+        .find(|(f, _)| f == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// The schema refuses a roleMap the operator would refuse (it exits 2 on a malformed role map):
@@ -937,6 +994,9 @@ fn rendered_args_pass_the_parser_of_webstack_run() {
             .args(&args)
             .env("KUBECONFIG", nowhere.join("kubeconfig"))
             .env("HOME", &nowhere)
+            // What the Deployment's downward API gives the pod.
+            .env("POD_NAME", "webstack-webstack-operator-5d8f9-x2x7q")
+            .env("POD_NAMESPACE", NAMESPACE)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
@@ -1190,8 +1250,7 @@ fn chart_applies_and_installs_on_a_real_api_server() {
     };
     let name = "webstack-webstack-operator";
     let deployment = get("deployment", name, Some(NAMESPACE));
-    assert_eq!(deployment["spec"]["replicas"], 1);
-    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    assert_eq!(deployment["spec"]["replicas"], 3);
     let args = strings(&deployment["spec"]["template"]["spec"]["containers"][0]["args"]);
     assert_eq!(
         flag(&args, "--aws-requests-per-second").as_deref(),
@@ -1233,7 +1292,7 @@ fn chart_applies_and_installs_on_a_real_api_server() {
         "get the release's other namespaced objects",
         &[
             "get",
-            "roles,rolebindings,configmaps,poddisruptionbudgets",
+            "configmaps,poddisruptionbudgets",
             "-n",
             NAMESPACE,
             "-l",
@@ -1246,7 +1305,7 @@ fn chart_applies_and_installs_on_a_real_api_server() {
     assert_eq!(
         others.trim(),
         format!("configmap/{name}-role-map"),
-        "no Lease Role or PodDisruptionBudget; one ConfigMap, the role map"
+        "no PodDisruptionBudget; one ConfigMap, the role map"
     );
 
     // What the server grants the operator's ServiceAccount.
@@ -1284,11 +1343,11 @@ fn chart_applies_and_installs_on_a_real_api_server() {
         (vec!["create", "pods", "-n", "team-a"], false),
         (
             vec!["create", "leases.coordination.k8s.io", "-n", NAMESPACE],
-            false,
+            true,
         ),
         (
-            vec!["get", "leases.coordination.k8s.io", "-n", NAMESPACE],
-            false,
+            vec!["watch", "leases.coordination.k8s.io", "-n", NAMESPACE],
+            true,
         ),
         (
             vec!["create", "leases.coordination.k8s.io", "-n", "team-a"],

@@ -57,6 +57,10 @@ fn bad_flags_and_unreadable_files_fail_in_one_line() {
         vec!["plan", "-f", "examples/network-only.yaml", "-o", "yaml"],
         vec!["apply", "-f", "does/not/exist.yaml"],
         vec!["launch"],
+        vec!["run", "--shards", "2"],
+        vec!["run", "--lease-seconds", "1"],
+        vec!["run", "--metrics-address", "nowhere"],
+        vec!["run", "--role-map", "does/not/exist.yaml"],
     ] {
         let out = run_cli(&tripwire.url(), &args, &[]);
         let stderr = String::from_utf8_lossy(&out.stderr);

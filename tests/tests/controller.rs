@@ -678,3 +678,267 @@ async fn wait_for_gone(api: &Api<WebStack>, name: &str) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// One reconcile as a replica's log tells it: when it started and, unless the replica was
+/// killed first, when it ended.
+#[derive(Debug)]
+struct Reconcile {
+    replica: usize,
+    stack: String,
+    started: u64,
+    ended: Option<u64>,
+}
+
+/// The reconciles in a replica's JSON log.
+fn reconciles_in(log: &std::path::Path, replica: usize) -> Vec<Reconcile> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut started: Vec<Reconcile> = Vec::new();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let f = &v["fields"];
+        let (Some(message), Some(stack), Some(at)) = (
+            f["message"].as_str(),
+            f["stack"].as_str(),
+            f["started_ms"].as_u64(),
+        ) else {
+            continue;
+        };
+        match message {
+            "reconcile started" => started.push(Reconcile {
+                replica,
+                stack: stack.to_owned(),
+                started: at,
+                ended: None,
+            }),
+            _ if message == "reconcile ended" || message.starts_with("reconcile stopped") => {
+                if let Some(r) = started
+                    .iter_mut()
+                    .find(|r| r.stack == stack && r.started == at)
+                {
+                    r.ended = f["ended_ms"].as_u64();
+                }
+            }
+            _ => {}
+        }
+    }
+    started
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Who holds each shard Lease now (expired ones count as held by nobody).
+async fn shard_holders(client: &kube::Client, shards: u32) -> Vec<Option<String>> {
+    use webstack::controller::shards::{shard_lease, LeaseView};
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), "default");
+    let now = std::time::SystemTime::now();
+    let mut holders = Vec::new();
+    for s in 0..shards {
+        let lease = leases.get_opt(&shard_lease(s)).await.unwrap();
+        holders.push(lease.and_then(|l| LeaseView::of(&l).holder_at(now).map(str::to_owned)));
+    }
+    holders
+}
+
+/// Waits until every shard is held and each replica in `replicas` holds `each` of them.
+async fn wait_for_shares(client: &kube::Client, replicas: &[&str], each: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let holders = shard_holders(client, 6).await;
+        let settled = holders.iter().all(Option::is_some)
+            && replicas
+                .iter()
+                .all(|r| holders.iter().filter(|h| h.as_deref() == Some(*r)).count() == each);
+        if settled {
+            return holders.into_iter().flatten().collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the shards never settled at {each} for each of {replicas:?}: {holders:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Three `webstack run` replicas share six shard Leases two each; every stack is reconciled by
+/// the one replica holding its shard; when one replica is killed, another takes its stacks
+/// over once its lease has expired; when one stops on SIGTERM it gives its shards back at
+/// once; and no stack is ever reconciled by two replicas at the same time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_share_the_stacks_and_take_over_a_stopped_ones() {
+    const LEASE_SECONDS: u64 = 6;
+    let moto = Moto::start();
+    let server = ApiServer::start(NEWEST);
+    install_crd(&server, &std::fs::read_to_string(crd_file()).unwrap());
+    let client = server.client().await;
+    let dir = std::env::temp_dir().join(format!("webstack-replicas-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let names = ["replica-a", "replica-b", "replica-c"];
+    let log = |i: usize| dir.join(format!("{}.log", names[i]));
+    let start = |i: usize| {
+        std::process::Command::new(webstack_bin())
+            .args(["--log-format", "json", "run", "--metrics-address", "none"])
+            .args(["--shards", "6", "--lease-namespace", "default"])
+            .args(["--identity", names[i]])
+            .args(["--lease-seconds", &LEASE_SECONDS.to_string()])
+            .args(["--resync-seconds", "3", "--retry-seconds", "1"])
+            .env("WEBSTACK_LOG", "webstack=debug")
+            .env("KUBECONFIG", server.kubeconfig())
+            .env("AWS_ENDPOINT_URL", moto.url())
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_REGION", "eu-west-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log(i)).unwrap())
+            .spawn()
+            .expect("start webstack run")
+    };
+    let mut replicas: Vec<std::process::Child> = (0..3).map(start).collect();
+    let holders = wait_for_shares(&client, &names, 2).await;
+
+    // One stack in each shard: each replica has two.
+    let api: Api<WebStack> = Api::namespaced(client.clone(), "default");
+    let mut stacks: Vec<String> = vec![String::new(); 6];
+    for i in 0.. {
+        let name = format!("s{i}");
+        let shard = webstack::controller::shards::shard_of(&format!("default/{name}"), 6);
+        if stacks[shard as usize].is_empty() {
+            stacks[shard as usize] = name;
+        }
+        if stacks.iter().all(|s| !s.is_empty()) {
+            break;
+        }
+    }
+    for name in &stacks {
+        let mut ws = manifest("examples/network-only.yaml");
+        ws.metadata.name = Some(name.clone());
+        ws.spec.network.az_count = Some(1);
+        api.create(&PostParams::default(), &ws).await.unwrap();
+    }
+    for name in &stacks {
+        wait_for(&api, name, Duration::from_secs(180), "Ready", ready).await;
+    }
+    // A few resyncs.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let all = |replicas: &[usize]| -> Vec<Reconcile> {
+        replicas
+            .iter()
+            .flat_map(|&i| reconciles_in(&log(i), i))
+            .collect()
+    };
+    let seen = all(&[0, 1, 2]);
+    for (shard, name) in stacks.iter().enumerate() {
+        let stack = format!("default/{name}");
+        let by: std::collections::BTreeSet<usize> = seen
+            .iter()
+            .filter(|r| r.stack == stack)
+            .map(|r| r.replica)
+            .collect();
+        let holder = names.iter().position(|n| *n == holders[shard]).unwrap();
+        assert_eq!(
+            by,
+            [holder].into(),
+            "{stack} (shard {shard}) is reconciled by its shard's holder only"
+        );
+        assert!(
+            seen.iter().filter(|r| r.stack == stack).count() >= 2,
+            "{stack} was resynced"
+        );
+    }
+
+    // Kill the holder of the first stack's shard: its stacks wait for its leases to expire,
+    // then another replica takes them.
+    let victim = names.iter().position(|n| *n == holders[0]).unwrap();
+    let orphans: Vec<String> = stacks
+        .iter()
+        .enumerate()
+        .filter(|(s, _)| holders[*s] == names[victim])
+        .map(|(_, n)| format!("default/{n}"))
+        .collect();
+    replicas[victim].kill().unwrap();
+    replicas[victim].wait().unwrap();
+    let killed = unix_ms();
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let taken = loop {
+        let after: Vec<Reconcile> = all(&survivors)
+            .into_iter()
+            .filter(|r| r.started > killed)
+            .collect();
+        let first: Vec<u64> = orphans
+            .iter()
+            .filter_map(|o| {
+                after
+                    .iter()
+                    .filter(|r| &r.stack == o)
+                    .map(|r| r.started)
+                    .min()
+            })
+            .collect();
+        if first.len() == orphans.len() {
+            break first.into_iter().max().unwrap() - killed;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the killed replica's stacks {orphans:?} were never taken over"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    println!("stacks of a killed replica reconciled by another after {taken} ms (lease {LEASE_SECONDS} s)");
+    assert!(
+        taken <= (LEASE_SECONDS + 3) * 1000,
+        "taken over {taken} ms after the kill: more than the lease duration and the take-over"
+    );
+    let pair: Vec<&str> = survivors.iter().map(|i| names[*i]).collect();
+    wait_for_shares(&client, &pair, 3).await;
+
+    // A replica stopped with SIGTERM gives its shards back: the last one holds them all well
+    // before a lease could have expired.
+    let (leaving, staying) = (survivors[0], survivors[1]);
+    let term = Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &replicas[leaving].id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    assert!(replicas[leaving].wait().unwrap().success());
+    wait_for_shares(&client, &[names[staying]], 6).await;
+    let handed = term.elapsed();
+    println!("shards handed over {handed:?} after SIGTERM");
+    assert!(
+        handed < Duration::from_secs(LEASE_SECONDS),
+        "a replica stopping on SIGTERM releases its leases"
+    );
+
+    // Never two reconcilers of one stack at once (a killed replica's last reconcile runs
+    // until the kill).
+    let seen = all(&[0, 1, 2]);
+    let now = unix_ms();
+    let end = |r: &Reconcile| {
+        r.ended
+            .unwrap_or(if r.replica == victim { killed } else { now })
+    };
+    for a in &seen {
+        for b in &seen {
+            if a.replica < b.replica && a.stack == b.stack {
+                let (a_end, b_end) = (end(a), end(b));
+                assert!(
+                    a_end <= b.started || b_end <= a.started,
+                    "{} reconciled by two replicas at once: {a:?} and {b:?}",
+                    a.stack
+                );
+            }
+        }
+    }
+    let _ = replicas[staying].kill();
+    let _ = replicas[staying].wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,16 +1,20 @@
 //! The Kubernetes controller: thin. It watches WebStacks, decides which to reconcile next
 //! ([`queue`]), runs the same engine as the CLI ([`reconcile`]) with one AWS observation per
-//! account and region shared by every stack, and serves metrics and probes ([`serve`]).
+//! account and region shared by every stack, and serves metrics and probes ([`serve`]). With
+//! several replicas, each works on the stacks of the shards whose Leases it holds
+//! ([`shards`], [`leases`]).
 
+pub mod leases;
 pub mod metrics;
 pub mod queue;
 mod reconcile;
 pub mod serve;
+pub mod shards;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::{StreamExt, TryStreamExt};
 use kube::api::Api;
@@ -19,11 +23,12 @@ use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, ResourceExt};
 use rand::Rng;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 
 use crate::api::WebStack;
 use crate::aws::Connect;
 use crate::engine::shared::{in_lane, Lane, Sharing};
+use leases::{LeaseSettings, Ownership, Shards};
 pub use metrics::Metrics;
 use queue::{Urgency, WorkQueue};
 pub use reconcile::{Context, Error, Next, FINALIZER, MANAGER};
@@ -46,6 +51,9 @@ pub struct Settings {
     pub grace: Duration,
     /// The IAM roles each namespace's stacks may assume.
     pub roles: crate::roles::RoleMap,
+    /// Shard Leases, when several replicas (or a replica and its successor) share the work;
+    /// without them this process reconciles every stack.
+    pub leases: Option<LeaseSettings>,
 }
 
 impl Default for Settings {
@@ -58,6 +66,7 @@ impl Default for Settings {
             metrics_address: None,
             grace: Duration::from_secs(20),
             roles: Default::default(),
+            leases: None,
         }
     }
 }
@@ -126,8 +135,98 @@ async fn stop_signal() {
 struct Ended {
     key: Key,
     urgency: Urgency,
+    started: SystemTime,
     took: Duration,
     result: Result<Next, Error>,
+}
+
+/// A reconcile under way.
+struct Running {
+    key: Key,
+    urgency: Urgency,
+    started: SystemTime,
+    abort: AbortHandle,
+}
+
+fn millis(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn stack_of(key: &Key) -> String {
+    format!("{}/{}", key.0, key.1)
+}
+
+/// The record of a reconcile's end: with its start, it tells who worked on a stack when.
+fn log_end(key: &Key, started: SystemTime, error: Option<&Error>) {
+    tracing::debug!(
+        stack = %stack_of(key),
+        started_ms = millis(started),
+        ended_ms = millis(SystemTime::now()),
+        result = error.map_or("ok", Error::reason),
+        "reconcile ended"
+    );
+}
+
+/// A reconcile stopped before its end.
+fn log_stopped(r: &Running, why: &str) {
+    tracing::warn!(
+        stack = %stack_of(&r.key),
+        started_ms = millis(r.started),
+        ended_ms = millis(SystemTime::now()),
+        why,
+        "reconcile stopped"
+    );
+}
+
+/// Which stacks this process works on: every one, or those of the shards it holds.
+struct Assignment {
+    shards: Option<Shards>,
+    count: u32,
+    current: Ownership,
+}
+
+impl Assignment {
+    fn shard(&self, key: &Key) -> u32 {
+        shards::shard_of(&stack_of(key), self.count)
+    }
+
+    fn may_start(&self, key: &Key) -> bool {
+        self.shards.is_none() || self.current.may_start(self.shard(key), SystemTime::now())
+    }
+
+    fn may_continue(&self, key: &Key) -> bool {
+        self.shards.is_none()
+            || self
+                .current
+                .may_continue(self.shard(key), SystemTime::now())
+    }
+
+    /// Resolves when the held shards change (never without shards).
+    async fn changed(&mut self) -> Ownership {
+        match self.shards.as_mut() {
+            Some(s) => {
+                if s.ownership.changed().await.is_err() {
+                    futures::future::pending::<()>().await;
+                }
+                s.ownership.borrow_and_update().clone()
+            }
+            None => futures::future::pending().await,
+        }
+    }
+
+    /// Tells the lease side which shards still have reconciles running.
+    fn report_busy(&self, running: &HashMap<tokio::task::Id, Running>) {
+        if let Some(s) = &self.shards {
+            let busy: std::collections::BTreeSet<u32> =
+                running.values().map(|r| self.shard(&r.key)).collect();
+            s.busy.send_if_modified(|b| {
+                let changed = *b != busy;
+                *b = busy;
+                changed
+            });
+        }
+    }
 }
 
 /// Runs the controller until the process is told to stop; reconciles under way are given the
@@ -191,6 +290,15 @@ pub async fn run_until(
     let mut store: HashMap<Key, Arc<WebStack>> = HashMap::new();
     let mut relisted: Option<HashSet<Key>> = None;
     let mut running: JoinSet<Ended> = JoinSet::new();
+    let mut under_way: HashMap<tokio::task::Id, Running> = HashMap::new();
+    let mut assignment = Assignment {
+        count: settings.leases.as_ref().map_or(1, |l| l.shards.max(1)),
+        shards: settings
+            .leases
+            .clone()
+            .map(|l| Shards::start(ctx.client.clone(), l)),
+        current: Ownership::default(),
+    };
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut resyncs_running = 0usize;
     tokio::pin!(stop);
@@ -207,25 +315,45 @@ pub async fn run_until(
             if urgency == Urgency::Resync {
                 resyncs_running += 1;
             }
-            let Some(ws) = store.get(&key).cloned() else {
-                queue.done(&key);
-                continue;
+            let ws = match store.get(&key) {
+                Some(ws) if assignment.may_start(&key) => ws.clone(),
+                _ => {
+                    if urgency == Urgency::Resync {
+                        resyncs_running -= 1;
+                    }
+                    queue.done(&key);
+                    continue;
+                }
             };
             let ctx = ctx.clone();
-            running.spawn(async move {
-                let started = Instant::now();
+            let started = SystemTime::now();
+            tracing::debug!(stack = %stack_of(&key), started_ms = millis(started), "reconcile started");
+            let task_key = key.clone();
+            let abort = running.spawn(async move {
+                let clock = Instant::now();
                 let result = match urgency {
                     // A stack somebody waits for: its AWS calls go before background reads.
                     Urgency::Now => in_lane(Lane::Urgent, reconcile::reconcile(ws, &ctx)).await,
                     Urgency::Resync => reconcile::reconcile(ws, &ctx).await,
                 };
                 Ended {
-                    key,
+                    key: task_key,
                     urgency,
-                    took: started.elapsed(),
+                    started,
+                    took: clock.elapsed(),
                     result,
                 }
             });
+            under_way.insert(
+                abort.id(),
+                Running {
+                    key,
+                    urgency,
+                    started,
+                    abort,
+                },
+            );
+            assignment.report_busy(&under_way);
         }
         let (now_depth, resync_depth) = queue.depth();
         metrics.queue(now_depth, resync_depth, queue.running());
@@ -235,9 +363,15 @@ pub async fn run_until(
         tokio::select! {
             _ = &mut stop => break,
             event = events.next() => match event {
-                Some(Ok(event)) => {
-                    on_event(event, &mut store, &mut queue, &mut relisted, &sharing, &health)
-                }
+                Some(Ok(event)) => on_event(
+                    event,
+                    &mut store,
+                    &mut queue,
+                    &mut relisted,
+                    &sharing,
+                    &health,
+                    &assignment,
+                ),
                 Some(Err(e)) => tracing::warn!(error = %e, "watching WebStacks failed; retrying"),
                 None => break,
             },
@@ -245,20 +379,34 @@ pub async fn run_until(
                 if let Ok(stack) = changed {
                     if let Some((ns, name)) = stack.split_once('/') {
                         let key = (ns.to_owned(), name.to_owned());
-                        if store.contains_key(&key) {
+                        if store.contains_key(&key) && assignment.may_start(&key) {
                             tracing::info!(stack = %stack, "AWS resources changed outside the operator; reconciling");
                             queue.schedule(key, Urgency::Now, Instant::now());
                         }
                     }
                 }
             }
-            Some(ended) = running.join_next(), if !running.is_empty() => {
-                if let Ok(ended) = ended {
-                    if ended.urgency == Urgency::Resync {
+            Some(ended) = running.join_next_with_id(), if !running.is_empty() => {
+                let id = match &ended {
+                    Ok((id, _)) => *id,
+                    Err(e) => e.id(),
+                };
+                if let Some(r) = under_way.remove(&id) {
+                    if r.urgency == Urgency::Resync {
                         resyncs_running = resyncs_running.saturating_sub(1);
                     }
-                    on_ended(ended, &mut queue, &settings, &metrics);
+                    match ended {
+                        Ok((_, ended)) => on_ended(ended, &mut queue, &settings, &metrics),
+                        Err(_) => {
+                            log_stopped(&r, "this replica no longer holds the stack's shard");
+                            queue.done(&r.key);
+                        }
+                    }
                 }
+                assignment.report_busy(&under_way);
+            }
+            owned = assignment.changed() => {
+                on_ownership(owned, &mut assignment, &store, &mut queue, &sharing, &under_way);
             }
             _ = sleep_until(wake), if wake.is_some() => {}
             _ = tick.tick() => {}
@@ -269,17 +417,64 @@ pub async fn run_until(
         "stopping: letting reconciles under way finish"
     );
     let drained = tokio::time::timeout(settings.grace, async {
-        while running.join_next().await.is_some() {}
+        while let Some(ended) = running.join_next_with_id().await {
+            if let Ok((id, ended)) = ended {
+                under_way.remove(&id);
+                log_end(&ended.key, ended.started, ended.result.as_ref().err());
+            }
+        }
     })
     .await;
     if drained.is_err() {
         tracing::warn!("reconciles still under way after the grace period; stopping them");
         running.abort_all();
+        for r in under_way.values() {
+            log_stopped(r, "the process stops");
+        }
+    }
+    if let Some(s) = assignment.shards.take() {
+        s.stop().await;
     }
     if let Some(s) = server {
         s.abort();
     }
     Ok(())
+}
+
+/// The held shards changed: stacks of shards taken over are reconciled at once (after a read
+/// begun after the take-over), queued work of shards no longer held is dropped, and reconciles
+/// of shards whose lease may already be another replica's are stopped.
+fn on_ownership(
+    owned: Ownership,
+    assignment: &mut Assignment,
+    store: &HashMap<Key, Arc<WebStack>>,
+    queue: &mut WorkQueue<Key>,
+    sharing: &Sharing,
+    under_way: &HashMap<tokio::task::Id, Running>,
+) {
+    let workable = |a: &Assignment| -> Vec<bool> {
+        let now = SystemTime::now();
+        (0..a.count).map(|s| a.current.may_start(s, now)).collect()
+    };
+    let before = workable(assignment);
+    assignment.current = owned;
+    let after = workable(assignment);
+    if before != after {
+        for key in store.keys() {
+            let shard = assignment.shard(key) as usize;
+            if after[shard] && !before[shard] {
+                sharing.taken_over(&stack_of(key));
+                queue.schedule(key.clone(), Urgency::Now, Instant::now());
+            } else if !after[shard] {
+                queue.remove(key);
+            }
+        }
+    }
+    for r in under_way.values() {
+        if !assignment.may_continue(&r.key) {
+            r.abort.abort();
+        }
+    }
 }
 
 /// Reconciles of Ready stacks at once: a quarter of the slots, at least one.
@@ -323,12 +518,14 @@ fn on_event(
     relisted: &mut Option<HashSet<Key>>,
     sharing: &Sharing,
     health: &serve::Health,
+    assignment: &Assignment,
 ) {
     let mut seen = |ws: WebStack, queue: &mut WorkQueue<Key>| {
         let key = key_of(&ws);
-        let wanted = store
-            .get(&key)
-            .is_none_or(|old| trigger_of(old) != trigger_of(&ws));
+        let wanted = assignment.may_start(&key)
+            && store
+                .get(&key)
+                .is_none_or(|old| trigger_of(old) != trigger_of(&ws));
         store.insert(key.clone(), Arc::new(ws));
         if wanted {
             queue.schedule(key.clone(), Urgency::Now, Instant::now());
@@ -343,7 +540,7 @@ fn on_event(
             let key = key_of(&ws);
             store.remove(&key);
             queue.remove(&key);
-            sharing.forget(&format!("{}/{}", key.0, key.1));
+            sharing.forget(&stack_of(&key));
         }
         WatchEvent::Init => *relisted = Some(HashSet::new()),
         WatchEvent::InitApply(ws) => {
@@ -375,8 +572,9 @@ fn on_ended(ended: Ended, queue: &mut WorkQueue<Key>, settings: &Settings, metri
         Urgency::Now => "now",
         Urgency::Resync => "resync",
     };
-    let stack = format!("{}/{}", ended.key.0, ended.key.1);
+    let stack = stack_of(&ended.key);
     let error = ended.result.as_ref().err().map(Error::reason);
+    log_end(&ended.key, ended.started, ended.result.as_ref().err());
     metrics.reconciled(urgency, ended.took.as_secs_f64(), error);
     queue.done(&ended.key);
     let now = Instant::now();

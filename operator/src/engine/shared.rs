@@ -60,9 +60,36 @@ impl Drop for UrgentWork {
     }
 }
 
-/// Whether urgent work is under way: background reads hold back their calls meanwhile.
+/// Urgent work waiting for a read of every stack: that read must not give way to it.
+static URGENT_WAITING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Marks the calling task, if urgent, as waiting for a read, while it lives.
+struct WaitingForRead(bool);
+
+impl WaitingForRead {
+    fn start() -> Self {
+        let urgent = current_lane() == Some(Lane::Urgent);
+        if urgent {
+            URGENT_WAITING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        WaitingForRead(urgent)
+    }
+}
+
+impl Drop for WaitingForRead {
+    fn drop(&mut self) {
+        if self.0 {
+            URGENT_WAITING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// Whether urgent work is under way that does not wait for a read: background reads hold
+/// back their calls meanwhile. (A read urgent work waits for goes at full speed: holding it
+/// back would hold back the urgent work itself.)
 pub fn urgent_work() -> bool {
-    URGENT_WORK.load(std::sync::atomic::Ordering::SeqCst) > 0
+    let waiting = URGENT_WAITING.load(std::sync::atomic::Ordering::SeqCst);
+    URGENT_WORK.load(std::sync::atomic::Ordering::SeqCst) > waiting
 }
 
 /// Runs `work` in `lane`: the call layer lets urgent work go before background reads.
@@ -209,6 +236,7 @@ impl SharedObservation {
         }
         // Wait for the read under way; if it began too early, read again (the stacks that
         // queue meanwhile share this read).
+        let _waiting = WaitingForRead::start();
         let turn = self.reading.clone().lock_owned().await;
         if let Some(s) = lock(&self.current).clone().filter(|s| serves(s)) {
             return Ok(self.share(&s, stack));
@@ -468,6 +496,52 @@ mod tests {
         wait_for_reads(&world, 2).await;
         assert_eq!(shared.refreshes(), 2);
         assert!(shared.age().unwrap() < Duration::from_millis(200));
+    }
+
+    /// An urgent reconcile that waits for the background read under way must not make that
+    /// read give way to it: the read would wait for the reconcile that waits for the read.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_background_read_urgent_work_waits_for_goes_at_full_speed() {
+        use crate::aws::client::{AwsApi, Effect};
+        use crate::aws::error::AwsError;
+        use aws_smithy_runtime_api::client::result::SdkError;
+        use aws_smithy_runtime_api::http::Response as HttpResponse;
+        let world = World::new(vec![vpc("a", "vpc-1", "10.0.0.0/16")]);
+        let shared = shared(50);
+        shared.for_stack("a", &[], world.reader()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        // A read through the call layer: three calls one after the other.
+        let api = Arc::new(AwsApi::new("waits", "r"));
+        let slow = {
+            let (api, world) = (api.clone(), world.clone());
+            move |_: BTreeSet<String>| -> Read {
+                Box::pin(async move {
+                    for _ in 0..3 {
+                        let r: Result<(), AwsError> = api
+                            .call("ec2", "DescribeVpcs", Effect::Read, || async {
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                                Ok::<(), SdkError<aws_sdk_ec2::Error, HttpResponse>>(())
+                            })
+                            .await;
+                        r.unwrap();
+                    }
+                    world.reads.fetch_add(1, Ordering::SeqCst);
+                    Ok(world.resources.lock().unwrap().clone())
+                })
+            }
+        };
+        // Too old: served at once, and the slow read starts in the background.
+        shared.for_stack("b", &[], slow).await.unwrap();
+        shared.wrote("a");
+        let started = std::time::Instant::now();
+        in_lane(Lane::Urgent, shared.for_stack("a", &[], world.reader()))
+            .await
+            .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the urgent stack waited {:?} for a read held back on its account",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]
