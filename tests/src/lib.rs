@@ -280,6 +280,33 @@ pub async fn ec2(endpoint: &str, region: &str) -> aws_sdk_ec2::Client {
     aws_sdk_ec2::Client::new(&sdk_config(endpoint, region).await)
 }
 
+/// An even sample of at least `n` of the mutating calls `1..=total` after which a crash test
+/// stops the process (all of them when there are fewer), the first and the last always
+/// included. The points in between move from day to day (their offset is the day's number
+/// modulo the step, or `WEBSTACK_CRASH_OFFSET`), so that successive runs cover every point; the
+/// offset is printed, so that a failure can be replayed.
+pub fn crash_points(total: u64, n: u64) -> Vec<u64> {
+    let step = (total / n.max(1)).max(1);
+    let day = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400);
+    let offset = std::env::var("WEBSTACK_CRASH_OFFSET")
+        .ok()
+        .and_then(|o| o.parse::<u64>().ok())
+        .unwrap_or(day)
+        % step;
+    let mut points = vec![1];
+    points.extend((1 + offset..=total).step_by(step as usize));
+    points.push(total);
+    points.dedup();
+    assert!(points.len() as u64 >= n.min(total), "{total}: {points:?}");
+    eprintln!(
+        "crash points: {} of {total} (WEBSTACK_CRASH_OFFSET={offset} replays them)",
+        points.len()
+    );
+    points
+}
+
 /// Mutating calls of a CLI apply, from its `--show-calls` report.
 pub fn mutating_calls(out: &Output) -> u64 {
     let text = String::from_utf8_lossy(&out.stderr);
@@ -376,6 +403,10 @@ pub fn example(file: &str, name: &str) -> WebStack {
 /// The `webstack` binary built beside the test executables (`target/<profile>/deps`) or the
 /// bench binaries (`target/<profile>`).
 pub fn webstack_bin() -> PathBuf {
+    // Another build (a release build for the memory figures of the bench).
+    if let Some(bin) = std::env::var_os("WEBSTACK_BIN") {
+        return PathBuf::from(bin);
+    }
     let exe = std::env::current_exe().expect("test executable");
     let here = exe.parent().expect("the executable's folder");
     let bin = [Some(here), here.parent()]
@@ -422,18 +453,36 @@ pub fn scrape_aws_calls(port: u16) -> BTreeMap<(String, String, String), u64> {
         .collect()
 }
 
-/// Runs `webstack` with the emulator's endpoint and test credentials.
-pub fn run_cli(endpoint: &str, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+/// `webstack` with `endpoint` as AWS and the test credentials, nothing else of the caller's
+/// AWS or pod settings.
+fn webstack_command(endpoint: &str) -> Command {
     let mut cmd = Command::new(webstack_bin());
-    cmd.args(args)
-        .current_dir(repo_root())
+    cmd.current_dir(repo_root())
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
         .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
         .env("AWS_REGION", "eu-west-1")
         .env_remove("AWS_PROFILE")
         .env_remove("POD_NAMESPACE")
+        .env_remove("POD_NAME")
         .env("AWS_EC2_METADATA_DISABLED", "true");
+    cmd
+}
+
+/// `webstack run` (the controller) against the cluster of `kubeconfig` and `endpoint` as AWS,
+/// its standard output discarded; the caller adds flags and where its logs go.
+pub fn controller_command(kubeconfig: &Path, endpoint: &str) -> Command {
+    let mut cmd = webstack_command(endpoint);
+    cmd.arg("run")
+        .env("KUBECONFIG", kubeconfig)
+        .stdout(std::process::Stdio::null());
+    cmd
+}
+
+/// Runs `webstack` with the emulator's endpoint and test credentials.
+pub fn run_cli(endpoint: &str, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+    let mut cmd = webstack_command(endpoint);
+    cmd.args(args);
     for (k, v) in extra_env {
         cmd.env(k, v);
     }

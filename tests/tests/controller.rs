@@ -341,15 +341,8 @@ async fn a_controller_killed_mid_reconcile_converges_without_duplicates() {
     .unwrap();
     let kubeconfig = server.kubeconfig();
     let controller = |crash: Option<&str>| {
-        let mut cmd = std::process::Command::new(webstack_bin());
-        cmd.args(["run", "--retry-seconds", "1", "--metrics-address", "none"])
-            .env("KUBECONFIG", &kubeconfig)
-            .env("AWS_ENDPOINT_URL", moto.url())
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("AWS_REGION", "eu-west-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .stdout(std::process::Stdio::null())
+        let mut cmd = controller_command(&kubeconfig, &moto.url());
+        cmd.args(["--retry-seconds", "1", "--metrics-address", "none"])
             .stderr(std::process::Stdio::null());
         if let Some(k) = crash {
             cmd.env(CRASH_AFTER_MUTATIONS_ENV, k);
@@ -524,15 +517,8 @@ fn sigterm_stops_the_controller_while_its_first_list_is_retried() {
     )
     .unwrap();
     let metrics = free_port();
-    let mut run = std::process::Command::new(webstack_bin())
-        .args(["run", "--metrics-address", &format!("127.0.0.1:{metrics}")])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("AWS_REGION", "eu-west-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdout(std::process::Stdio::null())
+    let mut run = controller_command(&kubeconfig, "http://127.0.0.1:9")
+        .args(["--metrics-address", &format!("127.0.0.1:{metrics}")])
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start webstack run");
@@ -783,20 +769,13 @@ async fn three_replicas_share_the_stacks_and_take_over_a_stopped_ones() {
     let names = ["replica-a", "replica-b", "replica-c"];
     let log = |i: usize| dir.join(format!("{}.log", names[i]));
     let start = |i: usize| {
-        std::process::Command::new(webstack_bin())
-            .args(["--log-format", "json", "run", "--metrics-address", "none"])
+        controller_command(&server.kubeconfig(), &moto.url())
+            .args(["--log-format", "json", "--metrics-address", "none"])
             .args(["--shards", "6", "--lease-namespace", "default"])
             .args(["--identity", names[i]])
             .args(["--lease-seconds", &LEASE_SECONDS.to_string()])
             .args(["--resync-seconds", "3", "--retry-seconds", "1"])
             .env("WEBSTACK_LOG", "webstack=debug")
-            .env("KUBECONFIG", server.kubeconfig())
-            .env("AWS_ENDPOINT_URL", moto.url())
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("AWS_REGION", "eu-west-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(log(i)).unwrap())
             .spawn()
             .expect("start webstack run")

@@ -269,11 +269,7 @@ async fn a_crash_anywhere_in_a_stack_with_a_database_converges_without_a_second_
     let total = mutating_calls(&clean);
     let reference = (census(&ec2).await, rds_census(&rds).await);
     assert_eq!(reference.1["db instances"], 1);
-    let mut points: Vec<u64> = (1..=total).step_by(3).collect();
-    points.extend([total - 1, total]);
-    points.dedup();
-    assert!(points.len() >= 12, "{points:?}");
-    for k in points {
+    for k in crash_points(total, (total / 3).max(12)) {
         moto.reset();
         assert_eq!((census(&ec2).await, rds_census(&rds).await), pristine);
         let crashed = apply(Some(k));

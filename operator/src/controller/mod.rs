@@ -357,7 +357,11 @@ pub async fn run_until(
         }
         let (now_depth, resync_depth) = queue.depth();
         metrics.queue(now_depth, resync_depth, queue.running());
-        metrics.stacks(store.len(), store.len());
+        let owned = match assignment.shards {
+            None => store.len(),
+            Some(_) => store.keys().filter(|k| assignment.may_start(k)).count(),
+        };
+        metrics.stacks(store.len(), owned);
         // With every resync slot taken, only urgent work (or a reconcile ending) wakes the loop.
         let wake = queue.next_due_of(resyncs_running < resync_slots(settings.concurrency));
         tokio::select! {

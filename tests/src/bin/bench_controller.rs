@@ -14,7 +14,7 @@
 //! build for the memory figure).
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -22,8 +22,7 @@ use kube::api::{Api, PostParams};
 use webstack::api::WebStack;
 use webstack_tests::apiserver::{crd_file, install_crd, ApiServer};
 use webstack_tests::{
-    example, free_port, http, scrape_aws_calls, webstack_bin, FaultyProxy, Moto, ACCESS_KEY,
-    SECRET_KEY,
+    controller_command, example, free_port, http, scrape_aws_calls, FaultyProxy, Moto,
 };
 
 /// Resync interval of the measured controller.
@@ -44,26 +43,16 @@ struct Controller {
 impl Controller {
     fn start(server: &ApiServer, aws: &str, namespace: &str) -> Controller {
         let metrics = free_port();
-        let bin = std::env::var_os("WEBSTACK_BIN")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(webstack_bin);
-        let child = Command::new(bin)
-            .args(["run", "--namespace", namespace])
+        let child = controller_command(&server.kubeconfig(), aws)
+            .args(["--namespace", namespace])
             .args(["--resync-seconds", &RESYNC.as_secs().to_string()])
             .args(["--retry-seconds", "2", "--concurrency", "8"])
             .args(["--aws-requests-per-second", "50"])
             .args(["--metrics-address", &format!("127.0.0.1:{metrics}")])
-            .env("KUBECONFIG", server.kubeconfig())
-            .env("AWS_ENDPOINT_URL", aws)
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("AWS_REGION", "eu-west-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
             .env(
                 "WEBSTACK_LOG",
                 std::env::var("WEBSTACK_BENCH_LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
             )
-            .stdout(Stdio::null())
             .stderr(match std::env::var_os("WEBSTACK_BENCH_LOG") {
                 Some(path) => Stdio::from(std::fs::File::create(path).expect("the log file")),
                 None => Stdio::inherit(),
