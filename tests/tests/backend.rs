@@ -902,7 +902,7 @@ fn starttech_built_so_far(name: &str) -> webstack::api::WebStack {
     s
 }
 
-/// The process stops right after a mutating call, at an even sample of at least 32 of the
+/// The process stops right after a mutating call, at an even sample of at least 24 of the
 /// calls of a clean apply of StartTech; a new apply converges to exactly what a clean apply
 /// makes (no duplicate of any kind), and destroy leaves nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -948,7 +948,7 @@ async fn a_crash_anywhere_in_starttech_converges_without_duplicates_and_destroys
     assert_eq!(reference["replication groups"], 1);
     assert_eq!(reference["alarms"], 4);
     // Every point would not fit in CI: an even sample, which moves from run to run.
-    for k in crash_points(total, 32) {
+    for k in crash_points(total, 24) {
         moto.reset();
         assert_eq!(everything().await, pristine);
         let crashed = apply(Some(k));

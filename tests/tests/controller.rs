@@ -753,6 +753,31 @@ async fn wait_for_shares(client: &kube::Client, replicas: &[&str], each: usize) 
     }
 }
 
+/// Child processes killed when the test ends, passed or not.
+struct Processes(Vec<std::process::Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for p in &mut self.0 {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+    }
+}
+
+impl std::ops::Index<usize> for Processes {
+    type Output = std::process::Child;
+    fn index(&self, i: usize) -> &Self::Output {
+        &self.0[i]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Processes {
+    fn index_mut(&mut self, i: usize) -> &mut Self::Output {
+        &mut self.0[i]
+    }
+}
+
 /// Three `webstack run` replicas share six shard Leases two each; every stack is reconciled by
 /// the one replica holding its shard; when one replica is killed, another takes its stacks
 /// over once its lease has expired; when one stops on SIGTERM it gives its shards back at
@@ -780,7 +805,7 @@ async fn three_replicas_share_the_stacks_and_take_over_a_stopped_ones() {
             .spawn()
             .expect("start webstack run")
     };
-    let mut replicas: Vec<std::process::Child> = (0..3).map(start).collect();
+    let mut replicas = Processes((0..3).map(start).collect());
     let holders = wait_for_shares(&client, &names, 2).await;
 
     // One stack in each shard: each replica has two.
@@ -917,7 +942,6 @@ async fn three_replicas_share_the_stacks_and_take_over_a_stopped_ones() {
             }
         }
     }
-    let _ = replicas[staying].kill();
-    let _ = replicas[staying].wait();
+    drop(replicas);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::{Api, DeleteParams};
+use kube::api::{Api, DeleteParams, Preconditions};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, ResourceExt};
@@ -33,14 +33,15 @@ pub struct LeaseSettings {
 }
 
 impl LeaseSettings {
-    /// Renewals start this long before expiry.
+    /// Renewals start this long before expiry: half the duration, so that a late renewal has
+    /// a quarter of it before work stops.
     fn grace(&self) -> u64 {
-        (self.duration.as_secs() / 3).max(1)
+        (self.duration.as_secs() / 2).max(1)
     }
 
-    /// Work on a shard stops this long before its lease expires.
+    /// Work on a shard stops this long before its lease expires: a quarter of the duration.
     pub fn margin(&self) -> Duration {
-        Duration::from_millis(self.grace() * 1000 / 2)
+        self.duration / 4
     }
 
     fn manager(&self, client: &Client, name: &str) -> LeaseManagerBuilder {
@@ -55,6 +56,8 @@ impl LeaseSettings {
 /// The shards this replica holds, as the controller needs them.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Ownership {
+    /// Counts the changes, so that the controller can say which one it has applied.
+    pub generation: u64,
     /// Each held shard with the instant work on it must have stopped by.
     pub held: BTreeMap<u32, SystemTime>,
     /// Held shards being given up: no new work starts on them.
@@ -75,11 +78,14 @@ impl Ownership {
     }
 }
 
+/// What the controller reports: the generation of [`Ownership`] it has applied, and the shards
+/// with reconciles running.
+pub type Busy = (u64, BTreeSet<u32>);
+
 /// The running leases of this replica.
 pub struct Shards {
     pub ownership: watch::Receiver<Ownership>,
-    /// Shards with reconciles running, as the controller reports them.
-    pub busy: watch::Sender<BTreeSet<u32>>,
+    pub busy: watch::Sender<Busy>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -87,7 +93,7 @@ pub struct Shards {
 impl Shards {
     pub fn start(client: Client, settings: LeaseSettings) -> Shards {
         let (ownership_tx, ownership) = watch::channel(Ownership::default());
-        let (busy, busy_rx) = watch::channel(BTreeSet::new());
+        let (busy, busy_rx) = watch::channel((0, BTreeSet::new()));
         let (stop, stop_rx) = oneshot::channel();
         let task = tokio::spawn(run(client, settings, ownership_tx, busy_rx, stop_rx));
         Shards {
@@ -118,12 +124,12 @@ async fn run(
     client: Client,
     settings: LeaseSettings,
     ownership: watch::Sender<Ownership>,
-    mut busy: watch::Receiver<BTreeSet<u32>>,
+    mut busy: watch::Receiver<Busy>,
     mut stop: oneshot::Receiver<()>,
 ) {
     let api: Api<Lease> = Api::namespaced(client.clone(), &settings.namespace);
     let me = settings.identity.clone();
-    let mut member = hold(
+    let member = hold(
         client.clone(),
         settings.clone(),
         shards::member_lease(&settings.identity),
@@ -134,7 +140,9 @@ async fn run(
     let mut leases: BTreeMap<String, LeaseView> = BTreeMap::new();
     let mut relisted: Option<BTreeMap<String, LeaseView>> = None;
     let mut holders: HashMap<u32, Holder> = HashMap::new();
-    let mut releasing: BTreeSet<u32> = BTreeSet::new();
+    // Shards being given up, with the generation that first told the controller so.
+    let mut releasing: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut generation = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut last_cleanup = SystemTime::now();
     loop {
@@ -191,12 +199,23 @@ async fn run(
                 .entry(s)
                 .or_insert_with(|| hold(client.clone(), settings.clone(), shards::shard_lease(s)));
         }
-        releasing.extend(decision.release.iter().copied());
-        releasing.retain(|s| decision.held.contains_key(s));
-        // Give up the shards being released once the controller has nothing running on them.
-        let running = busy.borrow().clone();
-        for s in &releasing {
-            if !running.contains(s) && holders.get_mut(s).is_some_and(Holder::release) {
+        // A shard stays marked while it is still to be given up (or already is); one whose
+        // release is no longer wanted, before it was asked for, is worked on again.
+        let sent = |s: &u32| holders.get(s).is_some_and(|h| h.release.is_none());
+        releasing.retain(|s, _| {
+            decision.held.contains_key(s) && (decision.release.contains(s) || sent(s))
+        });
+        for &s in &decision.release {
+            releasing.entry(s).or_insert(generation + 1);
+        }
+        // Give a shard up once the controller has applied the ownership that marked it (so it
+        // starts nothing more there) and has nothing running on it.
+        let (applied, running) = busy.borrow().clone();
+        for (s, marked) in &releasing {
+            if applied >= *marked
+                && !running.contains(s)
+                && holders.get_mut(s).is_some_and(Holder::release)
+            {
                 tracing::info!(
                     shard = s,
                     members = decision.members,
@@ -205,9 +224,10 @@ async fn run(
                 );
             }
         }
-        let now_owned = Ownership {
+        let mut now_owned = Ownership {
+            generation,
             held: decision.held,
-            releasing: releasing.clone(),
+            releasing: releasing.keys().copied().collect(),
         };
         ownership.send_if_modified(|o| {
             if o.held.keys().ne(now_owned.held.keys()) {
@@ -215,8 +235,12 @@ async fn run(
                 tracing::info!(shards = ?held, members = decision.members, "shards held");
             }
             // Deadlines move on with every renewal: the controller gets each one.
-            let changed = *o != now_owned;
-            *o = now_owned;
+            let changed = (&o.held, &o.releasing) != (&now_owned.held, &now_owned.releasing);
+            if changed {
+                generation += 1;
+                now_owned.generation = generation;
+                *o = now_owned;
+            }
             changed
         });
         if now
@@ -224,18 +248,32 @@ async fn run(
             .is_ok_and(|d| d > settings.duration)
         {
             last_cleanup = now;
-            for name in shards::stale_members(&me, &leases, now, settings.duration * 10) {
+            for (name, version) in shards::stale_members(&me, &leases, now, settings.duration * 10)
+            {
                 tracing::info!(lease = %name, "deleting the member lease of a replica long gone");
-                let _ = api.delete(&name, &DeleteParams::default()).await;
+                // Only as it was seen: a replica that came back under the same name keeps it.
+                let api = api.clone();
+                let params = DeleteParams {
+                    preconditions: Some(Preconditions {
+                        resource_version: version,
+                        uid: None,
+                    }),
+                    ..Default::default()
+                };
+                tokio::spawn(async move {
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(10), api.delete(&name, &params))
+                            .await;
+                });
             }
         }
     }
-    // Stopping: no more work anywhere, then every lease goes back.
+    // Stopping: no more work anywhere, then every lease goes back at once (the member Lease
+    // too, so that the others' shares grow without waiting for it to expire).
     ownership.send_replace(Ownership::default());
-    for (_, mut h) in holders.drain() {
-        h.give_up().await;
-    }
-    member.give_up().await;
+    let mut all: Vec<Holder> = holders.into_values().collect();
+    all.push(member);
+    futures::future::join_all(all.iter_mut().map(Holder::give_up)).await;
 }
 
 /// A task holding one lease: renews it for as long as it runs, gives it up when told. Dropped,
@@ -289,13 +327,13 @@ async fn keep(
 ) {
     loop {
         let manager: LeaseManager = tokio::select! {
-            _ = &mut release => return,
+            _ = &mut release => return give_back(&client, &settings, &name).await,
             built = settings.manager(&client, &name).build() => match built {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::warn!(lease = %name, error = %e, "cannot reach the lease; retrying");
                     tokio::select! {
-                        _ = &mut release => return,
+                        _ = &mut release => return give_back(&client, &settings, &name).await,
                         _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
                     }
                 }
@@ -320,10 +358,22 @@ async fn keep(
             }
         }
         tokio::select! {
-            _ = &mut release => return,
+            _ = &mut release => return give_back(&client, &settings, &name).await,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
+}
+
+/// Gives the lease back if it is still this replica's (asked while no manager was at hand).
+async fn give_back(client: &Client, settings: &LeaseSettings, name: &str) {
+    let attempt = async {
+        if let Ok(manager) = settings.manager(client, name).build().await {
+            if matches!(manager.changed().await, Ok(true)) {
+                let _ = manager.release().await;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(3), attempt).await;
 }
 
 #[cfg(test)]
@@ -340,6 +390,7 @@ mod tests {
             ]
             .into(),
             releasing: [2].into(),
+            ..Default::default()
         };
         assert!(o.may_start(1, now));
         assert!(!o.may_start(2, now), "being given up");

@@ -215,16 +215,42 @@ impl Assignment {
         }
     }
 
-    /// Tells the lease side which shards still have reconciles running.
+    /// Tells the lease side which ownership this loop has applied and which shards still have
+    /// reconciles running.
     fn report_busy(&self, running: &HashMap<tokio::task::Id, Running>) {
         if let Some(s) = &self.shards {
-            let busy: std::collections::BTreeSet<u32> =
-                running.values().map(|r| self.shard(&r.key)).collect();
+            let busy = (
+                self.current.generation,
+                running.values().map(|r| self.shard(&r.key)).collect(),
+            );
             s.busy.send_if_modified(|b| {
                 let changed = *b != busy;
                 *b = busy;
                 changed
             });
+        }
+    }
+
+    /// The earliest instant a running reconcile must have stopped by.
+    fn earliest_deadline(&self, running: &HashMap<tokio::task::Id, Running>) -> Option<Instant> {
+        self.shards.as_ref()?;
+        let deadline = running
+            .values()
+            .filter(|r| !r.abort.is_finished())
+            .filter_map(|r| self.current.held.get(&self.shard(&r.key)))
+            .min()?;
+        let left = deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        Some(Instant::now() + left)
+    }
+
+    /// Stops the reconciles of shards this replica may no longer work on.
+    fn stop_expired(&self, running: &HashMap<tokio::task::Id, Running>) {
+        for r in running.values() {
+            if !self.may_continue(&r.key) {
+                r.abort.abort();
+            }
         }
     }
 }
@@ -364,6 +390,7 @@ pub async fn run_until(
         metrics.stacks(store.len(), owned);
         // With every resync slot taken, only urgent work (or a reconcile ending) wakes the loop.
         let wake = queue.next_due_of(resyncs_running < resync_slots(settings.concurrency));
+        let deadline = assignment.earliest_deadline(&under_way);
         tokio::select! {
             _ = &mut stop => break,
             event = events.next() => match event {
@@ -410,7 +437,14 @@ pub async fn run_until(
                 assignment.report_busy(&under_way);
             }
             owned = assignment.changed() => {
-                on_ownership(owned, &mut assignment, &store, &mut queue, &sharing, &under_way);
+                on_ownership(owned, &mut assignment, &store, &mut queue, &sharing);
+                assignment.stop_expired(&under_way);
+                assignment.report_busy(&under_way);
+            }
+            // A lease not renewed in time: its reconciles stop before another replica may
+            // take it.
+            _ = sleep_until(deadline) => {
+                assignment.stop_expired(&under_way);
             }
             _ = sleep_until(wake), if wake.is_some() => {}
             _ = tick.tick() => {}
@@ -420,20 +454,37 @@ pub async fn run_until(
         running = running.len(),
         "stopping: letting reconciles under way finish"
     );
-    let drained = tokio::time::timeout(settings.grace, async {
-        while let Some(ended) = running.join_next_with_id().await {
-            if let Ok((id, ended)) = ended {
-                under_way.remove(&id);
-                log_end(&ended.key, ended.started, ended.result.as_ref().err());
+    // The leases still hold while reconciles finish: one whose shard is lost meanwhile stops.
+    let grace_ends = Instant::now() + settings.grace;
+    while !running.is_empty() {
+        let wake = assignment
+            .earliest_deadline(&under_way)
+            .map_or(grace_ends, |d| d.min(grace_ends));
+        tokio::select! {
+            ended = running.join_next_with_id() => match ended {
+                Some(Ok((id, ended))) => {
+                    under_way.remove(&id);
+                    log_end(&ended.key, ended.started, ended.result.as_ref().err());
+                }
+                Some(Err(e)) => {
+                    if let Some(r) = under_way.remove(&e.id()) {
+                        log_stopped(&r, "the process stops");
+                    }
+                }
+                None => break,
+            },
+            owned = assignment.changed() => {
+                assignment.current = owned;
+                assignment.stop_expired(&under_way);
             }
-        }
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!("reconciles still under way after the grace period; stopping them");
-        running.abort_all();
-        for r in under_way.values() {
-            log_stopped(r, "the process stops");
+            _ = tokio::time::sleep_until(wake.into()) => {
+                if Instant::now() >= grace_ends {
+                    tracing::warn!("reconciles still under way after the grace period; stopping them");
+                    running.abort_all();
+                } else {
+                    assignment.stop_expired(&under_way);
+                }
+            }
         }
     }
     if let Some(s) = assignment.shards.take() {
@@ -446,15 +497,13 @@ pub async fn run_until(
 }
 
 /// The held shards changed: stacks of shards taken over are reconciled at once (after a read
-/// begun after the take-over), queued work of shards no longer held is dropped, and reconciles
-/// of shards whose lease may already be another replica's are stopped.
+/// begun after the take-over), and queued work of shards no longer held is dropped.
 fn on_ownership(
     owned: Ownership,
     assignment: &mut Assignment,
     store: &HashMap<Key, Arc<WebStack>>,
     queue: &mut WorkQueue<Key>,
     sharing: &Sharing,
-    under_way: &HashMap<tokio::task::Id, Running>,
 ) {
     let workable = |a: &Assignment| -> Vec<bool> {
         let now = SystemTime::now();
@@ -472,11 +521,6 @@ fn on_ownership(
             } else if !after[shard] {
                 queue.remove(key);
             }
-        }
-    }
-    for r in under_way.values() {
-        if !assignment.may_continue(&r.key) {
-            r.abort.abort();
         }
     }
 }

@@ -58,6 +58,8 @@ pub struct LeaseView {
     pub renewed: Option<SystemTime>,
     pub duration: Option<Duration>,
     pub created: Option<SystemTime>,
+    /// The object's resourceVersion: a delete is conditional on it.
+    pub version: Option<String>,
 }
 
 impl LeaseView {
@@ -76,6 +78,7 @@ impl LeaseView {
                 .creation_timestamp
                 .as_ref()
                 .map(|t| SystemTime::from(t.0)),
+            version: lease.metadata.resource_version.clone(),
         }
     }
 
@@ -208,14 +211,14 @@ pub fn decide(view: &View) -> Decision {
     d
 }
 
-/// Member Leases of replicas long gone (expired, or released, for more than `keep`), which
-/// any replica may delete; never a young one that is about to be taken.
+/// Member Leases of replicas long gone (expired, or released, for more than `keep`), with the
+/// version seen, which any replica may delete; never a young one that is about to be taken.
 pub fn stale_members(
     me: &str,
     leases: &BTreeMap<String, LeaseView>,
     now: SystemTime,
     keep: Duration,
-) -> Vec<String> {
+) -> Vec<(String, Option<String>)> {
     let mine = member_lease(me);
     let old = |t: Option<SystemTime>| t.is_some_and(|t| t + keep < now);
     leases
@@ -227,7 +230,7 @@ pub fn stale_members(
                 && old(l.created)
                 && (l.renewed.is_none() || old(l.expiry()))
         })
-        .map(|(name, _)| name.clone())
+        .map(|(name, l)| (name.clone(), l.version.clone()))
         .collect()
 }
 
@@ -248,6 +251,7 @@ mod tests {
             renewed: Some(renewed),
             duration: Some(DURATION),
             created: Some(t(0)),
+            version: None,
         }
     }
 
@@ -439,7 +443,10 @@ mod tests {
             },
         );
         leases.insert(shard_lease(0), held("dead", t(100)));
-        let mut stale = stale_members("me", &leases, now, keep);
+        let mut stale: Vec<String> = stale_members("me", &leases, now, keep)
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
         stale.sort();
         assert_eq!(stale, vec![member_lease("dead"), member_lease("released")]);
     }
