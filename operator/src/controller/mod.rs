@@ -143,6 +143,8 @@ struct Ended {
 /// A reconcile under way.
 struct Running {
     key: Key,
+    /// Its shard (a digest of the key), worked out once.
+    shard: u32,
     urgency: Urgency,
     started: SystemTime,
     abort: AbortHandle,
@@ -195,11 +197,8 @@ impl Assignment {
         self.shards.is_none() || self.current.may_start(self.shard(key), SystemTime::now())
     }
 
-    fn may_continue(&self, key: &Key) -> bool {
-        self.shards.is_none()
-            || self
-                .current
-                .may_continue(self.shard(key), SystemTime::now())
+    fn may_continue(&self, shard: u32) -> bool {
+        self.shards.is_none() || self.current.may_continue(shard, SystemTime::now())
     }
 
     /// Resolves when the held shards change (never without shards).
@@ -221,7 +220,7 @@ impl Assignment {
         if let Some(s) = &self.shards {
             let busy = (
                 self.current.generation,
-                running.values().map(|r| self.shard(&r.key)).collect(),
+                running.values().map(|r| r.shard).collect(),
             );
             s.busy.send_if_modified(|b| {
                 let changed = *b != busy;
@@ -237,7 +236,7 @@ impl Assignment {
         let deadline = running
             .values()
             .filter(|r| !r.abort.is_finished())
-            .filter_map(|r| self.current.held.get(&self.shard(&r.key)))
+            .filter_map(|r| self.current.held.get(&r.shard))
             .min()?;
         let left = deadline
             .duration_since(SystemTime::now())
@@ -248,7 +247,7 @@ impl Assignment {
     /// Stops the reconciles of shards this replica may no longer work on.
     fn stop_expired(&self, running: &HashMap<tokio::task::Id, Running>) {
         for r in running.values() {
-            if !self.may_continue(&r.key) {
+            if !self.may_continue(r.shard) {
                 r.abort.abort();
             }
         }
@@ -327,6 +326,7 @@ pub async fn run_until(
     };
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut resyncs_running = 0usize;
+    let mut owned_count: ((usize, u64), usize) = ((usize::MAX, 0), 0);
     tokio::pin!(stop);
     loop {
         health.turned();
@@ -373,6 +373,7 @@ pub async fn run_until(
             under_way.insert(
                 abort.id(),
                 Running {
+                    shard: assignment.shard(&key),
                     key,
                     urgency,
                     started,
@@ -383,11 +384,18 @@ pub async fn run_until(
         }
         let (now_depth, resync_depth) = queue.depth();
         metrics.queue(now_depth, resync_depth, queue.running());
-        let owned = match assignment.shards {
-            None => store.len(),
-            Some(_) => store.keys().filter(|k| assignment.may_start(k)).count(),
-        };
-        metrics.stacks(store.len(), owned);
+        // The stacks this replica owns, counted again only when the number of stacks or the
+        // held shards change (a digest per stack: not on every turn of the loop; the shards'
+        // generation moves with every renewal, so a same-size change shows within seconds).
+        let census = (store.len(), assignment.current.generation);
+        if owned_count.0 != census {
+            let n = match assignment.shards {
+                None => store.len(),
+                Some(_) => store.keys().filter(|k| assignment.may_start(k)).count(),
+            };
+            owned_count = (census, n);
+        }
+        metrics.stacks(store.len(), owned_count.1);
         // With every resync slot taken, only urgent work (or a reconcile ending) wakes the loop.
         let wake = queue.next_due_of(resyncs_running < resync_slots(settings.concurrency));
         let deadline = assignment.earliest_deadline(&under_way);
