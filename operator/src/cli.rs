@@ -119,6 +119,31 @@ struct RunArgs {
     /// This replica's name among the others (default: the pod name, else the host name).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+    /// The IngressClass of in-cluster workloads whose spec names none (default: the
+    /// cluster's default class).
+    #[arg(long, env = "WEBSTACK_INGRESS_CLASS", value_parser = ingress_class)]
+    ingress_class: Option<String>,
+}
+
+/// An IngressClass name: a DNS subdomain.
+fn ingress_class(s: &str) -> Result<String, String> {
+    let valid = !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if valid {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is not an IngressClass name (lower-case letters, digits, '-' and '.')"
+        ))
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -638,6 +663,7 @@ async fn run_controller(args: RunArgs) -> ExitCode {
         namespace: args.namespace,
         metrics_address,
         leases,
+        ingress_class: args.ingress_class,
         ..Default::default()
     };
     let rate = f64::from(args.aws_requests_per_second);

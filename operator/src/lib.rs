@@ -8,3 +8,4 @@ pub mod engine;
 pub mod inputs;
 pub mod roles;
 pub mod stack;
+pub mod workloads;

@@ -81,6 +81,9 @@ pub struct Prepared {
     pub engine: Engine<Scope>,
     pub zones: Vec<String>,
     pub graph: Graph,
+    /// The stack's in-cluster workloads are built too (by the controller, after the AWS
+    /// pass): its status does not list them as not built.
+    pub cluster: bool,
 }
 
 /// Resource families a read of every stack reads at once.
@@ -610,6 +613,7 @@ async fn prepare_checked(
         engine: aws::engine(),
         zones,
         graph,
+        cluster: false,
     })
 }
 
@@ -656,19 +660,23 @@ pub async fn destroy_by_tags(
         .await?)
 }
 
+/// The tier of the in-cluster workloads, in conditions (`WorkloadsReady`).
+pub const WORKLOADS: &str = "Workloads";
+
 /// The tiers of a spec that this version of the operator does not build yet, with the field
-/// that declares each.
-pub fn unsupported_tiers(stack: &WebStack) -> Vec<(&'static str, String)> {
+/// that declares each. In-cluster workloads are built only by the controller (`cluster`); the
+/// CLI lists them under `Workloads`.
+pub fn unsupported_tiers(stack: &WebStack, cluster: bool) -> Vec<(&'static str, String)> {
     let s = &stack.spec;
     let mut out = Vec::new();
-    // A frontend on S3 is the storage area's, one of kind Tier a backend tier; in the cluster
-    // it waits for the in-cluster workloads.
-    let frontend = s
-        .frontend
-        .as_ref()
-        .is_some_and(|f| f.kind == crate::api::FrontendKind::InCluster);
+    // A frontend on S3 is the storage area's, one of kind Tier a backend tier, one in the
+    // cluster the controller's.
+    let frontend = !cluster
+        && s.frontend
+            .as_ref()
+            .is_some_and(|f| f.kind == crate::api::FrontendKind::InCluster);
     for (present, tier, field) in [
-        (frontend, "Frontend", "spec.frontend"),
+        (frontend, WORKLOADS, "spec.frontend"),
         (!s.tables.is_empty(), "Tables", "spec.tables"),
         (
             s.cdn.as_ref().is_some_and(|c| {
@@ -702,8 +710,15 @@ pub fn unsupported_tiers(stack: &WebStack) -> Vec<(&'static str, String)> {
         }
     }
     for (i, t) in s.backend.iter().flat_map(|b| b.tiers.iter()).enumerate() {
-        if t.runtime != crate::api::Runtime::Ec2 {
-            out.push(("Backend", format!("spec.backend.tiers[{i}].runtime")));
+        match t.runtime {
+            crate::api::Runtime::Ec2 => {}
+            crate::api::Runtime::InCluster if cluster => {}
+            crate::api::Runtime::InCluster => {
+                out.push((WORKLOADS, format!("spec.backend.tiers[{i}].runtime")))
+            }
+            crate::api::Runtime::Fargate => {
+                out.push(("Backend", format!("spec.backend.tiers[{i}].runtime")))
+            }
         }
     }
     out.extend(alarms::unsupported(s));
@@ -883,6 +898,11 @@ impl Prepared {
         }
     }
 
+    /// The database password, for a connection Secret that asks for it.
+    pub async fn database_password(&self, arn: &str) -> Result<String, StackError> {
+        Ok(aws::secrets::database_password(&self.scope, arn).await?)
+    }
+
     /// The status an apply outcome amounts to.
     pub fn status(
         &self,
@@ -895,6 +915,7 @@ impl Prepared {
             &self.zones,
             outcome,
             previous,
+            self.cluster,
         )
     }
 }
@@ -910,6 +931,20 @@ mod tests {
         serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
+    /// In-cluster tiers are built by the controller; the CLI names each under `Workloads`.
+    #[test]
+    fn in_cluster_tiers_are_the_controllers_to_build() {
+        let stack = example("in-cluster.yaml");
+        assert!(unsupported_tiers(&stack, true).is_empty());
+        assert_eq!(
+            unsupported_tiers(&stack, false),
+            vec![
+                (WORKLOADS, "spec.frontend".to_owned()),
+                (WORKLOADS, "spec.backend.tiers[0].runtime".to_owned()),
+            ]
+        );
+    }
+
     /// The application tier, buckets and the CDN are built in full: what the four reference
     /// examples still miss is DNS and the CDN's alarm, nothing else.
     #[test]
@@ -920,17 +955,17 @@ mod tests {
             "stockholm-two-tier.yaml",
             "tekamolo.yaml",
         ] {
-            for (tier, field) in &unsupported_tiers(&example(file)) {
+            for (tier, field) in &unsupported_tiers(&example(file), false) {
                 assert!(
                     *tier == "Dns" || field.starts_with("spec.monitoring.alarms"),
                     "{file}: {tier} ({field})"
                 );
             }
         }
-        assert!(unsupported_tiers(&example("starttech.yaml")).is_empty());
-        assert!(unsupported_tiers(&example("multi-az-mysql.yaml")).is_empty());
+        assert!(unsupported_tiers(&example("starttech.yaml"), false).is_empty());
+        assert!(unsupported_tiers(&example("multi-az-mysql.yaml"), false).is_empty());
         // The fifth waits for the serverless tier as well.
-        let serverless = unsupported_tiers(&example("fargate-serverless.yaml"));
+        let serverless = unsupported_tiers(&example("fargate-serverless.yaml"), false);
         assert!(serverless.iter().any(|(t, _)| *t == "Functions"));
     }
 }

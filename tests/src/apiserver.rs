@@ -57,6 +57,12 @@ pub struct ApiServer {
 
 impl ApiServer {
     pub fn start(version: &str) -> ApiServer {
+        ApiServer::start_with(version, &[])
+    }
+
+    /// An API server with more flags, such as `--runtime-config=autoscaling/v2=false` for a
+    /// cluster that does not serve an API.
+    pub fn start_with(version: &str, flags: &[&str]) -> ApiServer {
         let bin = assets(version);
         let dir = std::env::temp_dir().join(format!(
             "webstack-envtest-{}-{}",
@@ -126,6 +132,7 @@ impl ApiServer {
                 "--endpoint-reconciler-type=none",
                 "--disable-admission-plugins=ServiceAccount",
             ])
+            .args(flags)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()

@@ -59,7 +59,7 @@ async fn two_tiers() {
     let stack = example("stockholm-two-tier.yaml", "sthlm");
     let p = stack::prepare(stack.clone(), &connect).await.unwrap();
     let outcome = p.apply_until_ready(TIMEOUT, &Silent).await.unwrap();
-    let status = stack::status_from(&stack, region, &p.zones, &outcome, None);
+    let status = stack::status_from(&stack, region, &p.zones, &outcome, None, false);
     let outputs = status.outputs.clone().unwrap();
     let network = outputs.network.clone().unwrap();
     let condition = |t: &str| {

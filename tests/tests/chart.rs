@@ -200,7 +200,8 @@ fn assert_operator_rules(role: &Value) {
     assert_eq!(g["webstack.io/webstacks/finalizers"], set(&["update"]));
     assert_eq!(g["events.k8s.io/events"], set(&["create", "patch"]));
     assert_eq!(g["/events"], set(&["create", "patch"]));
-    let workload = set(&["get", "create", "patch", "update", "delete"]);
+    // Listed by a stack's labels to delete what it no longer declares; never watched.
+    let workload = set(&["get", "list", "create", "patch", "update", "delete"]);
     for kind in [
         "apps/deployments",
         "/services",
@@ -475,6 +476,7 @@ fn sample_values_render_irsa_a_region_a_request_rate_and_json_logs() {
             ("--shards", "6"),
             ("--lease-seconds", "20"),
             ("--role-map", ROLE_MAP_FILE),
+            ("--ingress-class", "nginx"),
         ])
     );
     let env = env_of(c);
@@ -770,6 +772,7 @@ fn values_schema_rejects_bad_values() {
         ("sharding.shards=0", "shards"),
         ("sharding.shards=1025", "shards"),
         ("sharding.leaseSeconds=2", "leaseSeconds"),
+        ("ingressClass=Not_A_Class", "ingressClass"),
         ("sharding.leaderElection=true", "leaderElection"),
         ("unknownValue=1", "unknownValue"),
         // Values of features the operator does not have are refused, not ignored.
@@ -1340,6 +1343,8 @@ fn chart_applies_and_installs_on_a_real_api_server() {
         (vec!["list", "secrets", "-n", "team-a"], false),
         (vec!["watch", "secrets", "-n", "team-a"], false),
         (vec!["patch", "deployments.apps", "-n", "team-a"], true),
+        (vec!["list", "deployments.apps", "-n", "team-a"], true),
+        (vec!["watch", "deployments.apps", "-n", "team-a"], false),
         (vec!["create", "pods", "-n", "team-a"], false),
         (
             vec!["create", "leases.coordination.k8s.io", "-n", NAMESPACE],

@@ -61,6 +61,7 @@ fn bad_flags_and_unreadable_files_fail_in_one_line() {
         vec!["run", "--lease-seconds", "1"],
         vec!["run", "--metrics-address", "nowhere"],
         vec!["run", "--role-map", "does/not/exist.yaml"],
+        vec!["run", "--ingress-class", "Not_A_Class"],
     ] {
         let out = run_cli(&tripwire.url(), &args, &[]);
         let stderr = String::from_utf8_lossy(&out.stderr);

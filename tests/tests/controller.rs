@@ -1,6 +1,7 @@
 //! The controller end to end: a real kube-apiserver, the AWS emulator, and the controller
 //! (in-process, or as the `webstack run` process where it is killed).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Event as KubeEvent;
@@ -659,8 +660,12 @@ async fn a_stack_assumes_only_the_roles_its_namespace_may_use() {
 
 async fn wait_for_gone(api: &Api<WebStack>, name: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
-    while api.get_opt(name).await.unwrap().is_some() {
-        assert!(Instant::now() < deadline, "{name} was never deleted");
+    while let Some(ws) = api.get_opt(name).await.unwrap() {
+        assert!(
+            Instant::now() < deadline,
+            "{name} was never deleted: {:?}",
+            ws.status
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -944,4 +949,390 @@ async fn three_replicas_share_the_stacks_and_take_over_a_stopped_ones() {
     }
     drop(replicas);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The stack's objects in the cluster, by kind and name (the operator's labels).
+async fn cluster_objects(client: &kube::Client, stack: &str) -> Vec<String> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+    use k8s_openapi::api::networking::v1::Ingress;
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    async fn names<K>(client: &kube::Client, kind: &str, stack: &str, out: &mut Vec<String>)
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        let api: Api<K> = Api::namespaced(client.clone(), "default");
+        let lp = ListParams::default().labels(&format!("webstack.io/stack={stack}"));
+        let Ok(list) = api.list_metadata(&lp).await else {
+            return;
+        };
+        out.extend(
+            list.items
+                .into_iter()
+                .map(|m| format!("{kind}/{}", m.metadata.name.unwrap_or_default())),
+        );
+    }
+    let mut out = Vec::new();
+    names::<ConfigMap>(client, "ConfigMap", stack, &mut out).await;
+    names::<Secret>(client, "Secret", stack, &mut out).await;
+    names::<Service>(client, "Service", stack, &mut out).await;
+    names::<Deployment>(client, "Deployment", stack, &mut out).await;
+    names::<Ingress>(client, "Ingress", stack, &mut out).await;
+    names::<HorizontalPodAutoscaler>(client, "HorizontalPodAutoscaler", stack, &mut out).await;
+    names::<PodDisruptionBudget>(client, "PodDisruptionBudget", stack, &mut out).await;
+    out.sort();
+    out
+}
+
+/// Polls until the stack's objects in the cluster are `expected`.
+async fn wait_for_objects(client: &kube::Client, stack: &str, expected: &[&str]) {
+    let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = cluster_objects(client, stack).await;
+        if found == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{stack}: objects {found:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn secret_values(secret: &k8s_openapi::api::core::v1::Secret) -> BTreeMap<String, String> {
+    secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), String::from_utf8(v.0.clone()).unwrap()))
+        .collect()
+}
+
+/// Acceptance 4: the in-cluster tier's Deployment, Service, Ingress, autoscaler, disruption
+/// budget, endpoints ConfigMap and connection Secret, owned by the stack and applied
+/// server-side; a spec change updates them and deletes what is no longer declared; deleting
+/// the stack deletes them (the test API server has no garbage collector).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_cluster_workloads_follow_the_stack_and_go_with_it() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+    use k8s_openapi::api::networking::v1::Ingress;
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    let moto = Moto::start();
+    let server = ApiServer::start(NEWEST);
+    install_crd(&server, &std::fs::read_to_string(crd_file()).unwrap());
+    let client = server.client().await;
+    let (connect, _) = connect(&moto.url());
+    let settings = Settings {
+        ingress_class: Some("public".into()),
+        ..settings()
+    };
+    let run = tokio::spawn(controller::run(client.clone(), settings, connect));
+    let api: Api<WebStack> = Api::namespaced(client.clone(), "default");
+    let mut stack = manifest("examples/in-cluster.yaml");
+    // The test deletes the stack at the end.
+    if let Some(rds) = stack.spec.database.as_mut().and_then(|d| d.rds.as_mut()) {
+        rds.deletion_protection = false;
+        rds.final_snapshot = false;
+    }
+    // The API's Ingress takes the operator's class.
+    stack.spec.backend.as_mut().unwrap().tiers[0]
+        .in_cluster
+        .as_mut()
+        .unwrap()
+        .ingress
+        .class_name = None;
+    api.create(&PostParams::default(), &stack).await.unwrap();
+    let ws = wait_for(
+        &api,
+        "in-cluster-shop",
+        Duration::from_secs(180),
+        "Ready",
+        |ws| ready(ws) && condition(ws, "WorkloadsReady", "True"),
+    )
+    .await;
+    let uid = ws.metadata.uid.clone().unwrap();
+    let status = ws.status.clone().unwrap();
+    assert_eq!(status.phase, Some(webstack::api::Phase::Ready));
+    let every = [
+        "ConfigMap/in-cluster-shop-endpoints",
+        "Secret/in-cluster-shop-connection",
+        "Service/in-cluster-shop-frontend",
+        "Deployment/in-cluster-shop-frontend",
+        "Ingress/in-cluster-shop-frontend",
+        "PodDisruptionBudget/in-cluster-shop-frontend",
+        "Service/in-cluster-shop-api",
+        "Deployment/in-cluster-shop-api",
+        "Ingress/in-cluster-shop-api",
+        "HorizontalPodAutoscaler/in-cluster-shop-api",
+        "PodDisruptionBudget/in-cluster-shop-api",
+    ];
+    wait_for_objects(&client, "in-cluster-shop", &every).await;
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let api_deployment = deployments.get("in-cluster-shop-api").await.unwrap();
+    let meta = &api_deployment.metadata;
+    let owner = &meta.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("WebStack", uid.as_str())
+    );
+    assert_eq!(owner.controller, Some(true));
+    let managers: Vec<(String, String)> = meta
+        .managed_fields
+        .iter()
+        .flatten()
+        .map(|m| {
+            (
+                m.manager.clone().unwrap_or_default(),
+                m.operation.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        managers,
+        [("webstack-operator".to_owned(), "Apply".to_owned())],
+        "applied server-side under one field manager"
+    );
+    let owned = serde_json::to_string(&meta.managed_fields.as_ref().unwrap()[0].fields_v1).unwrap();
+    assert!(owned.contains("f:template"), "{owned}");
+    assert!(
+        !owned.contains("f:replicas"),
+        "the autoscaler owns the count: {owned}"
+    );
+    let spec = api_deployment.spec.unwrap();
+    let container = &spec.template.spec.unwrap().containers[0];
+    assert_eq!(
+        container.image.as_deref(),
+        Some("registry.example.com/shop/api:2.0.1")
+    );
+    let frontend = deployments.get("in-cluster-shop-frontend").await.unwrap();
+    assert_eq!(frontend.spec.unwrap().replicas, Some(2));
+
+    let hpa: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), "default");
+    let hpa = hpa.get("in-cluster-shop-api").await.unwrap().spec.unwrap();
+    assert_eq!((hpa.min_replicas, hpa.max_replicas), (Some(2), 6));
+    assert_eq!(hpa.scale_target_ref.name, "in-cluster-shop-api");
+    let pdb: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+    let pdb = pdb.get("in-cluster-shop-api").await.unwrap().spec.unwrap();
+    assert_eq!(
+        pdb.max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+    );
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let svc = services
+        .get("in-cluster-shop-api")
+        .await
+        .unwrap()
+        .spec
+        .unwrap();
+    assert_eq!(svc.ports.unwrap()[0].port, 80);
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), "default");
+    let ingress = ingresses
+        .get("in-cluster-shop-api")
+        .await
+        .unwrap()
+        .spec
+        .unwrap();
+    assert_eq!(ingress.ingress_class_name.as_deref(), Some("public"));
+    let rule = &ingress.rules.unwrap()[0];
+    assert_eq!(rule.host.as_deref(), Some("shop.example.com"));
+    let frontend_ingress = ingresses.get("in-cluster-shop-frontend").await.unwrap();
+    assert_eq!(
+        frontend_ingress.spec.unwrap().ingress_class_name.as_deref(),
+        Some("nginx"),
+        "the spec's class beats the operator's"
+    );
+    let configs: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let config = configs
+        .get("in-cluster-shop-endpoints")
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    assert_eq!(
+        config["WEBSTACK_API_URL"],
+        "http://in-cluster-shop-api.default.svc"
+    );
+
+    // The connection Secret holds the endpoints AWS reports and the password's ARN, and no
+    // password.
+    let outputs = status.outputs.unwrap();
+    let database = outputs.database.unwrap();
+    let cache = outputs.cache.unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let values = secret_values(&secrets.get("in-cluster-shop-connection").await.unwrap());
+    assert_eq!(values["DATABASE_HOST"], database.endpoint);
+    assert_eq!(values["DATABASE_PORT"], database.port.to_string());
+    assert_eq!(values["DATABASE_PASSWORD_SECRET_ARN"], database.secret_arn);
+    assert_eq!(values["CACHE_HOST"], cache.endpoint);
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk_config(&moto.url(), "eu-west-1").await);
+    let kept = sm
+        .get_secret_value()
+        .secret_id(&database.secret_arn)
+        .send()
+        .await
+        .unwrap();
+    let password = serde_json::from_str::<serde_json::Value>(kept.secret_string().unwrap())
+        .unwrap()["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!password.is_empty());
+    assert!(
+        !values.values().any(|v| v.contains(&password)),
+        "no password value in Kubernetes unless the spec asks: {values:?}"
+    );
+
+    // A spec change: a new image, the frontend's Ingress dropped, the password asked for.
+    let patch = json!({"spec": {
+        "connectionSecret": {"includePassword": true},
+        "frontend": {"inCluster": {"ingress": {"enabled": false}}},
+        "backend": {"tiers": [{
+            "name": "api", "runtime": "InCluster", "port": 3000,
+            "healthCheck": {"path": "/healthz"},
+            "scaling": {"min": 3, "max": 6, "cpuTargetPercent": 65},
+            "environment": {"LOG_LEVEL": "debug"},
+            "inCluster": {"image": "registry.example.com/shop/api:2.0.2", "port": 3000},
+        }]},
+    }});
+    api.patch(
+        "in-cluster-shop",
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .unwrap();
+    let mut without_ingress: Vec<&str> = every.to_vec();
+    without_ingress.retain(|o| *o != "Ingress/in-cluster-shop-frontend");
+    wait_for_objects(&client, "in-cluster-shop", &without_ingress).await;
+    wait_for(
+        &api,
+        "in-cluster-shop",
+        Duration::from_secs(60),
+        "Ready after the change",
+        |ws| ready(ws) && condition(ws, "WorkloadsReady", "True"),
+    )
+    .await;
+    let changed = deployments.get("in-cluster-shop-api").await.unwrap();
+    let container = &changed.spec.unwrap().template.spec.unwrap().containers[0];
+    assert_eq!(
+        container.image.as_deref(),
+        Some("registry.example.com/shop/api:2.0.2")
+    );
+    assert_eq!(
+        container.env.as_ref().unwrap()[0].value.as_deref(),
+        Some("debug")
+    );
+    let hpa: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), "default");
+    assert_eq!(
+        hpa.get("in-cluster-shop-api")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .min_replicas,
+        Some(3)
+    );
+    let values = secret_values(&secrets.get("in-cluster-shop-connection").await.unwrap());
+    assert_eq!(values.get("DATABASE_PASSWORD"), Some(&password));
+
+    // The frontend goes: its objects go with it.
+    let patch = json!({"spec": {"frontend": {"kind": "None", "inCluster": null}}});
+    api.patch(
+        "in-cluster-shop",
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .unwrap();
+    let mut api_only = without_ingress.clone();
+    api_only.retain(|o| !o.ends_with("-frontend"));
+    wait_for_objects(&client, "in-cluster-shop", &api_only).await;
+
+    // Deleting the stack deletes its objects, then its AWS resources, then the object.
+    api.delete("in-cluster-shop", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for_gone(&api, "in-cluster-shop").await;
+    assert_eq!(
+        cluster_objects(&client, "in-cluster-shop").await,
+        Vec::<String>::new()
+    );
+    run.abort();
+}
+
+/// A cluster that does not serve `autoscaling/v2`: the workload runs a fixed count, and the
+/// stack says so in a condition naming the field; nothing crashes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_autoscaling_v2_a_scaled_workload_gets_a_condition_not_a_crash() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let moto = Moto::start();
+    let server = ApiServer::start_with(NEWEST, &["--runtime-config=autoscaling/v2=false"]);
+    install_crd(&server, &std::fs::read_to_string(crd_file()).unwrap());
+    let client = server.client().await;
+    let (connect, _) = connect(&moto.url());
+    let run = tokio::spawn(controller::run(client.clone(), settings(), connect));
+    let api: Api<WebStack> = Api::namespaced(client.clone(), "default");
+    let mut stack = manifest("examples/in-cluster.yaml");
+    stack.spec.database = None;
+    stack.spec.cache = None;
+    stack.spec.frontend = None;
+    api.create(&PostParams::default(), &stack).await.unwrap();
+    let ws = wait_for(
+        &api,
+        "in-cluster-shop",
+        Duration::from_secs(120),
+        "WorkloadsReady=False",
+        |ws| condition(ws, "WorkloadsReady", "False"),
+    )
+    .await;
+    let status = ws.status.unwrap();
+    let c = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "WorkloadsReady")
+        .unwrap();
+    assert_eq!(c.reason, "AutoscalingUnavailable");
+    assert!(
+        c.message.starts_with("spec.backend.tiers[0].scaling: ")
+            && c.message.contains("autoscaling/v2"),
+        "{}",
+        c.message
+    );
+    assert_eq!(status.phase, Some(webstack::api::Phase::Degraded));
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let d = deployments.get("in-cluster-shop-api").await.unwrap();
+    assert_eq!(d.spec.unwrap().replicas, Some(2), "scaling.min, fixed");
+    wait_for_objects(
+        &client,
+        "in-cluster-shop",
+        &[
+            "ConfigMap/in-cluster-shop-endpoints",
+            "Service/in-cluster-shop-api",
+            "Deployment/in-cluster-shop-api",
+            "Ingress/in-cluster-shop-api",
+            "PodDisruptionBudget/in-cluster-shop-api",
+        ],
+    )
+    .await;
+    assert!(!run.is_finished(), "the controller still runs");
+    api.delete("in-cluster-shop", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for_gone(&api, "in-cluster-shop").await;
+    assert_eq!(
+        cluster_objects(&client, "in-cluster-shop").await,
+        Vec::<String>::new()
+    );
+    run.abort();
 }

@@ -574,10 +574,73 @@ pub struct InClusterWorkload {
     #[serde(default = "port_8080")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: u16,
+    /// The CPU each pod requests, in millicores; the autoscaler's CPU target is a share of
+    /// it. Defaults to 250.
+    #[serde(default = "millis_250")]
+    #[schemars(range(min = 10, max = 64000))]
+    pub cpu_millis: u32,
+    /// The memory each pod requests and may use, in MiB. Defaults to 256.
+    #[serde(default = "mib_256")]
+    #[schemars(range(min = 16, max = 262144))]
+    pub memory_mib: u32,
+    /// The Ingress that exposes the workload's Service.
+    #[serde(default)]
+    pub ingress: IngressSettings,
 }
 
 fn two_i32() -> i32 {
     2
+}
+fn millis_250() -> u32 {
+    250
+}
+fn mib_256() -> u32 {
+    256
+}
+
+/// The Ingress of an in-cluster workload.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IngressSettings {
+    /// Create the Ingress. Defaults to true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The IngressClass. Defaults to the operator's `--ingress-class`, and without it to the
+    /// cluster's default class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub class_name: Option<String>,
+    /// The host name the Ingress answers; every host when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(
+            pattern = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+        )
+    )]
+    pub host: Option<String>,
+    /// The path prefix routed to the workload. Defaults to `/`.
+    #[serde(default = "slash")]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^/"))]
+    pub path: String,
+}
+
+impl Default for IngressSettings {
+    fn default() -> Self {
+        IngressSettings {
+            enabled: true,
+            class_name: None,
+            host: None,
+            path: slash(),
+        }
+    }
+}
+
+fn slash() -> String {
+    "/".to_owned()
 }
 
 /// A private container registry (ECR).

@@ -61,6 +61,7 @@ pub use status::*;
 #[x_kube(validation = Rule::new("!has(self.cdn) || !has(self.cdn.certificate) || (has(self.certificates) && self.certificates.exists(c, c.name == self.cdn.certificate))").message("cdn.certificate must name a certificate of spec.certificates").field_path(".cdn.certificate"))]
 #[x_kube(validation = Rule::new("!has(self.backend) || self.backend.tiers.all(t, !has(t.loadBalancer) || !has(t.loadBalancer.certificate) || (has(self.certificates) && self.certificates.exists(c, c.name == t.loadBalancer.certificate)))").message("a load balancer's certificate must name a certificate of spec.certificates").field_path(".backend.tiers"))]
 #[x_kube(validation = Rule::new("!has(self.dns) || !has(self.dns.records) || self.dns.records.all(r, (r.target != 'cdn' || has(self.cdn)) && (r.target != 'http-api' || has(self.httpApi)) && (!r.target.startsWith('tier/') || (has(self.backend) && self.backend.tiers.exists(t, 'tier/' + t.name == r.target))))").message("a DNS record's target (cdn, http-api or tier/<name>) must exist in the spec").field_path(".dns.records"))]
+#[x_kube(validation = Rule::new("!has(self.frontend) || self.frontend.kind != 'InCluster' || !has(self.backend) || !self.backend.tiers.exists(t, t.name == 'frontend')").message("no backend tier may be named frontend next to an in-cluster frontend: their objects would share a name").field_path(".backend.tiers"))]
 #[x_kube(validation = Rule::new("!has(self.pipeline) || (has(self.repositories) && self.repositories.exists(r, r.name == self.pipeline.repository))").message("pipeline.repository must name a repository of spec.repositories").field_path(".pipeline.repository"))]
 #[x_kube(validation = Rule::new("!has(self.pipeline) || (has(self.backend) && self.backend.tiers.exists(t, t.name == self.pipeline.tier))").message("pipeline.tier must name a tier of spec.backend.tiers").field_path(".pipeline.tier"))]
 #[x_kube(validation = Rule::new("!has(self.database) || self.database.kind != 'Rds' || !has(self.network.securityGroups) || !has(self.network.securityGroups.databasePort) || self.network.securityGroups.databasePort == (self.database.rds.engine == 'Postgres' ? 5432 : 3306)").message("network.securityGroups.databasePort disagrees with the database engine's port; leave it unset").field_path(".network.securityGroups.databasePort"))]
@@ -155,6 +156,11 @@ pub struct WebStackSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheSpec>,
 
+    /// The Kubernetes Secret through which workloads in this cluster reach the database and
+    /// the cache (for a stack with either; written by the operator in a cluster).
+    #[serde(default, skip_serializing_if = "ConnectionSecretSpec::is_default")]
+    pub connection_secret: ConnectionSecretSpec,
+
     /// The CDN (CloudFront).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cdn: Option<CdnSpec>,
@@ -203,6 +209,24 @@ pub struct AssumeRoleSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = patterns::EXTERNAL_ID), length(min = 2, max = 1224))]
     pub external_id: Option<String>,
+}
+
+/// The connection Secret `<stack>-connection`: the database's host, port, name and user and
+/// the ARN of the Secrets Manager secret with its password; the cache's host and port.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectionSecretSpec {
+    /// Copy the database password itself into the Secret (key `DATABASE_PASSWORD`), read
+    /// from Secrets Manager at every reconcile. Defaults to false: the password stays in
+    /// Secrets Manager and the Secret holds only its ARN.
+    #[serde(default)]
+    pub include_password: bool,
+}
+
+impl ConnectionSecretSpec {
+    fn is_default(&self) -> bool {
+        self == &Self::default()
+    }
 }
 
 /// Encryption keys of the stack.

@@ -231,6 +231,33 @@ impl Observer<Scope> for SecretObserver {
     }
 }
 
+/// The password in a database's Secrets Manager secret (RDS keeps `{"username", "password"}`
+/// there), for a connection Secret that asks for it.
+pub async fn database_password(scope: &Scope, arn: &str) -> Result<String, AwsError> {
+    let out = scope
+        .api
+        .call(SERVICE, "GetSecretValue", Effect::Read, || {
+            scope.secrets.get_secret_value().secret_id(arn).send()
+        })
+        .await?;
+    out.secret_string()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+        .and_then(|v| {
+            v.get("password")
+                .and_then(|p| p.as_str())
+                .map(str::to_owned)
+        })
+        .ok_or_else(|| {
+            AwsError::new(
+                SERVICE,
+                "GetSecretValue",
+                "NoPassword",
+                format!("the secret {arn} holds no JSON field \"password\""),
+                ErrorClass::Permanent,
+            )
+        })
+}
+
 pub struct SecretHandler;
 
 #[async_trait]

@@ -4,6 +4,7 @@
 //! several replicas, each works on the stacks of the shards whose Leases it holds
 //! ([`shards`], [`leases`]).
 
+mod in_cluster;
 pub mod leases;
 pub mod metrics;
 pub mod queue;
@@ -54,6 +55,8 @@ pub struct Settings {
     /// Shard Leases, when several replicas (or a replica and its successor) share the work;
     /// without them this process reconciles every stack.
     pub leases: Option<LeaseSettings>,
+    /// The IngressClass of in-cluster workloads whose spec names none.
+    pub ingress_class: Option<String>,
 }
 
 impl Default for Settings {
@@ -67,6 +70,7 @@ impl Default for Settings {
             grace: Duration::from_secs(20),
             roles: Default::default(),
             leases: None,
+            ingress_class: None,
         }
     }
 }
@@ -304,6 +308,7 @@ pub async fn run_until(
     };
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), EventReporter::from(MANAGER)),
+        cluster: crate::workloads::Cluster::new(client.clone(), settings.ingress_class.clone()),
         client,
         connect,
         metrics: metrics.clone(),

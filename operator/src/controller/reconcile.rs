@@ -51,6 +51,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// The roles each namespace's stacks may assume.
     pub roles: crate::roles::RoleMap,
+    /// Where the stacks' in-cluster objects go.
+    pub cluster: crate::workloads::Cluster,
 }
 
 /// When to look at a stack again.
@@ -161,7 +163,7 @@ fn reference(ws: &WebStack) -> ObjectReference {
     ws.object_ref(&())
 }
 
-async fn publish(
+pub(super) async fn publish(
     ctx: &Context,
     ws: &WebStack,
     type_: EventType,
@@ -271,22 +273,29 @@ async fn read_inputs(ws: &WebStack, ctx: &Context) -> Result<Inputs, Error> {
 async fn apply(ws: &WebStack, ctx: &Context) -> Result<Next, Error> {
     let previous = ws.status.as_ref();
     let inputs = read_inputs(ws, ctx).await?;
-    let prepared = match stack::prepare_with(ws.clone(), &ctx.connect, inputs).await {
+    let mut prepared = match stack::prepare_with(ws.clone(), &ctx.connect, inputs).await {
         Ok(p) => p,
         Err(err) => return report_failure(ctx, ws, &err, "Validate").await,
     };
+    prepared.cluster = true;
     match prepared.apply_once(&engine::Silent).await {
         Ok(outcome) => {
             publish_engine_events(ctx, ws, &outcome.events).await;
             ctx.metrics
                 .pending(&prepared.stack_id(), outcome.pending.len());
-            let status = prepared.status(&outcome, previous);
+            let mut status = prepared.status(&outcome, previous);
+            // Boxed: the AWS pass's future is large already.
+            let in_cluster =
+                Box::pin(super::in_cluster::apply(ws, ctx, &prepared, &mut status)).await;
             // An unchanged status is not written again: a thousand Ready stacks cost the API
             // server nothing at resync.
             if previous != Some(&status) {
                 patch_status(ctx, ws, &status).await?;
             }
-            Ok(next_look(&outcome))
+            Ok(match (next_look(&outcome), in_cluster) {
+                (Next::Retry, _) | (_, Next::Retry) => Next::Retry,
+                (next, _) => next,
+            })
         }
         Err(e) => report_failure(ctx, ws, &e, "Reconcile").await,
     }
@@ -310,6 +319,8 @@ async fn cleanup(ws: &WebStack, ctx: &Context) -> Result<Next, Error> {
         status.phase = Some(Phase::Deleting);
         patch_status(ctx, ws, &status).await?;
     }
+    // What runs in the cluster goes first: it uses what is about to be deleted on AWS.
+    Box::pin(super::in_cluster::delete(ws, ctx)).await?;
     // The resources live where the status says the stack was built, whatever the spec says
     // now (a cluster that does not enforce the CRD's rules lets the region change).
     let mut target = ws.clone();

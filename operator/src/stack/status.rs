@@ -158,9 +158,10 @@ pub fn status_from(
     zones: &[String],
     outcome: &ApplyOutcome,
     previous: Option<&WebStackStatus>,
+    cluster: bool,
 ) -> WebStackStatus {
     let generation = stack.metadata.generation;
-    let unsupported = unsupported_tiers(stack);
+    let unsupported = unsupported_tiers(stack, cluster);
     let converged = outcome.is_ready();
     let ready = converged && unsupported.is_empty();
     let mut tiers: BTreeMap<&'static str, Vec<String>> = BTreeMap::from([("Network", Vec::new())]);
@@ -346,11 +347,15 @@ pub fn status_from(
     for (tier, fields) in &not_built {
         let type_ = format!("{tier}Ready");
         let field = fields.join(", ");
-        let message = format!("{field} is declared, but this operator version does not build the {tier} tier yet; nothing was created for it");
+        let (reason, message) = if *tier == super::WORKLOADS {
+            ("BuiltInCluster", format!("{field} runs in a Kubernetes cluster: the operator there builds it; this pass built only what lives on AWS"))
+        } else {
+            ("NotYetSupported", format!("{field} is declared, but this operator version does not build the {tier} tier yet; nothing was created for it"))
+        };
         conditions.push(Condition::new(
             &type_,
             false,
-            "NotYetSupported",
+            reason,
             message,
             generation,
             previous_condition(previous, &type_),

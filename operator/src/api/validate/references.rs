@@ -174,8 +174,18 @@ fn frontend_and_tiers(s: &WebStackSpec, errors: &mut ValidationErrors) {
         }
     }
     let Some(backend) = &s.backend else { return };
+    let in_cluster_frontend = s
+        .frontend
+        .as_ref()
+        .is_some_and(|f| f.kind == FrontendKind::InCluster);
     for (i, t) in backend.tiers.iter().enumerate() {
         let p = format!("spec.backend.tiers[{i}]");
+        if in_cluster_frontend && t.name == crate::workloads::desired::FRONTEND {
+            errors.add(
+                format!("{p}.name"),
+                "no tier may be named frontend next to an in-cluster frontend: their Deployments, Services and Ingresses would share a name",
+            );
+        }
         for (j, u) in t.upstreams.iter().enumerate() {
             if *u == t.name {
                 errors.add(

@@ -127,7 +127,16 @@ pub fn check_cel(stack: &WebStack) -> Result<(), ValidationErrors> {
     use std::sync::OnceLock;
     // The rules are compiled once per process: a thousand stacks are validated at every resync.
     static COMPILED: OnceLock<CompiledSchema> = OnceLock::new();
-    let compiled = COMPILED.get_or_init(|| compile_schema(crd_schema()));
+    // The CEL parser recurses deeply on the longest rules: it gets a thread with room for
+    // that, whatever stack the caller's (an async runtime's worker) has.
+    let compiled = COMPILED.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("cel-compile".into())
+            .stack_size(64 << 20)
+            .spawn(|| compile_schema(crd_schema()))
+            .and_then(|t| t.join().map_err(|_| std::io::Error::other("panicked")))
+            .expect("the CRD's CEL rules compile")
+    });
     let object = as_object(stack)?;
     Validator::new()
         .validate_compiled(compiled, &object, None)
