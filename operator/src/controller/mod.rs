@@ -2,13 +2,15 @@
 //! ([`queue`]), runs the same engine as the CLI ([`reconcile`]) with one AWS observation per
 //! account and region shared by every stack, and serves metrics and probes ([`serve`]). With
 //! several replicas, each works on the stacks of the shards whose Leases it holds
-//! ([`shards`], [`leases`]).
+//! ([`shards`], [`leases`]; the reconciles under way and the shutdown drain: `running`). After
+//! the AWS pass, a stack's objects in the cluster are applied (`in_cluster`, [`crate::workloads`]).
 
 mod in_cluster;
 pub mod leases;
 pub mod metrics;
 pub mod queue;
 mod reconcile;
+mod running;
 pub mod serve;
 pub mod shards;
 
@@ -24,7 +26,7 @@ use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, ResourceExt};
 use rand::Rng;
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::task::JoinSet;
 
 use crate::api::WebStack;
 use crate::aws::Connect;
@@ -33,6 +35,7 @@ use leases::{LeaseSettings, Ownership, Shards};
 pub use metrics::Metrics;
 use queue::{Urgency, WorkQueue};
 pub use reconcile::{Context, Error, Next, FINALIZER, MANAGER};
+use running::{log_end, log_stopped, millis, stack_of, Assignment, Ended, Running};
 
 /// Settings of `webstack run`.
 #[derive(Clone, Debug)]
@@ -132,129 +135,6 @@ async fn stop_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// The outcome of one reconcile task.
-struct Ended {
-    key: Key,
-    urgency: Urgency,
-    started: SystemTime,
-    took: Duration,
-    result: Result<Next, Error>,
-}
-
-/// A reconcile under way.
-struct Running {
-    key: Key,
-    /// Its shard (a digest of the key), worked out once.
-    shard: u32,
-    urgency: Urgency,
-    started: SystemTime,
-    abort: AbortHandle,
-}
-
-fn millis(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-fn stack_of(key: &Key) -> String {
-    format!("{}/{}", key.0, key.1)
-}
-
-/// The record of a reconcile's end: with its start, it tells who worked on a stack when.
-fn log_end(key: &Key, started: SystemTime, error: Option<&Error>) {
-    tracing::debug!(
-        stack = %stack_of(key),
-        started_ms = millis(started),
-        ended_ms = millis(SystemTime::now()),
-        result = error.map_or("ok", Error::reason),
-        "reconcile ended"
-    );
-}
-
-/// A reconcile stopped before its end.
-fn log_stopped(r: &Running, why: &str) {
-    tracing::warn!(
-        stack = %stack_of(&r.key),
-        started_ms = millis(r.started),
-        ended_ms = millis(SystemTime::now()),
-        why,
-        "reconcile stopped"
-    );
-}
-
-/// Which stacks this process works on: every one, or those of the shards it holds.
-struct Assignment {
-    shards: Option<Shards>,
-    count: u32,
-    current: Ownership,
-}
-
-impl Assignment {
-    fn shard(&self, key: &Key) -> u32 {
-        shards::shard_of(&stack_of(key), self.count)
-    }
-
-    fn may_start(&self, key: &Key) -> bool {
-        self.shards.is_none() || self.current.may_start(self.shard(key), SystemTime::now())
-    }
-
-    fn may_continue(&self, shard: u32) -> bool {
-        self.shards.is_none() || self.current.may_continue(shard, SystemTime::now())
-    }
-
-    /// Resolves when the held shards change (never without shards).
-    async fn changed(&mut self) -> Ownership {
-        match self.shards.as_mut() {
-            Some(s) => {
-                if s.ownership.changed().await.is_err() {
-                    futures::future::pending::<()>().await;
-                }
-                s.ownership.borrow_and_update().clone()
-            }
-            None => futures::future::pending().await,
-        }
-    }
-
-    /// Tells the lease side which ownership this loop has applied and which shards still have
-    /// reconciles running.
-    fn report_busy(&self, running: &HashMap<tokio::task::Id, Running>) {
-        if let Some(s) = &self.shards {
-            let busy = (
-                self.current.generation,
-                running.values().map(|r| r.shard).collect(),
-            );
-            s.busy.send_if_modified(|b| {
-                let changed = *b != busy;
-                *b = busy;
-                changed
-            });
-        }
-    }
-
-    /// The earliest instant a running reconcile must have stopped by.
-    fn earliest_deadline(&self, running: &HashMap<tokio::task::Id, Running>) -> Option<Instant> {
-        self.shards.as_ref()?;
-        let deadline = running
-            .values()
-            .filter(|r| !r.abort.is_finished())
-            .filter_map(|r| self.current.held.get(&r.shard))
-            .min()?;
-        let left = deadline
-            .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO);
-        Some(Instant::now() + left)
-    }
-
-    /// Stops the reconciles of shards this replica may no longer work on.
-    fn stop_expired(&self, running: &HashMap<tokio::task::Id, Running>) {
-        for r in running.values() {
-            if !self.may_continue(r.shard) {
-                r.abort.abort();
-            }
-        }
     }
 }
 
@@ -463,43 +343,13 @@ pub async fn run_until(
             _ = tick.tick() => {}
         }
     }
-    tracing::info!(
-        running = running.len(),
-        "stopping: letting reconciles under way finish"
-    );
-    // The leases still hold while reconciles finish: one whose shard is lost meanwhile stops.
-    let grace_ends = Instant::now() + settings.grace;
-    while !running.is_empty() {
-        let wake = assignment
-            .earliest_deadline(&under_way)
-            .map_or(grace_ends, |d| d.min(grace_ends));
-        tokio::select! {
-            ended = running.join_next_with_id() => match ended {
-                Some(Ok((id, ended))) => {
-                    under_way.remove(&id);
-                    log_end(&ended.key, ended.started, ended.result.as_ref().err());
-                }
-                Some(Err(e)) => {
-                    if let Some(r) = under_way.remove(&e.id()) {
-                        log_stopped(&r, "the process stops");
-                    }
-                }
-                None => break,
-            },
-            owned = assignment.changed() => {
-                assignment.current = owned;
-                assignment.stop_expired(&under_way);
-            }
-            _ = tokio::time::sleep_until(wake.into()) => {
-                if Instant::now() >= grace_ends {
-                    tracing::warn!("reconciles still under way after the grace period; stopping them");
-                    running.abort_all();
-                } else {
-                    assignment.stop_expired(&under_way);
-                }
-            }
-        }
-    }
+    running::drain(
+        &mut running,
+        &mut under_way,
+        &mut assignment,
+        settings.grace,
+    )
+    .await;
     if let Some(s) = assignment.shards.take() {
         s.stop().await;
     }
