@@ -22,6 +22,35 @@ fn settings() -> Settings {
     }
 }
 
+/// The emulator, an API server with the CRD, and the controller running in this process.
+struct InProcess {
+    moto: Moto,
+    server: ApiServer,
+    client: kube::Client,
+    /// The WebStacks of `default`.
+    api: Api<WebStack>,
+    /// The AWS calls the controller made.
+    calls: std::sync::Arc<webstack::aws::client::AwsApi>,
+    run: tokio::task::JoinHandle<Result<(), controller::RunError>>,
+}
+
+async fn in_process(server: ApiServer, settings: Settings) -> InProcess {
+    let moto = Moto::start();
+    install_crd(&server, &std::fs::read_to_string(crd_file()).unwrap());
+    let client = server.client().await;
+    let (connect, calls) = connect(&moto.url());
+    let run = tokio::spawn(controller::run(client.clone(), settings, connect));
+    let api: Api<WebStack> = Api::namespaced(client.clone(), "default");
+    InProcess {
+        moto,
+        server,
+        client,
+        api,
+        calls,
+        run,
+    }
+}
+
 fn manifest(file: &str) -> WebStack {
     let text = std::fs::read_to_string(repo_root().join(file)).unwrap();
     serde_yaml::from_str(&text).unwrap()
@@ -73,13 +102,14 @@ fn ready(ws: &WebStack) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webstack_reaches_ready_updates_in_place_and_is_deleted_with_its_resources() {
-    let moto = Moto::start();
-    let server = ApiServer::start(NEWEST);
-    install_crd(&server, &std::fs::read_to_string(crd_file()).unwrap());
-    let client = server.client().await;
-    let (connect, _) = connect(&moto.url());
-    let run = tokio::spawn(controller::run(client.clone(), settings(), connect));
-    let api: Api<WebStack> = Api::namespaced(client.clone(), "default");
+    let InProcess {
+        moto,
+        server: _server,
+        client,
+        api,
+        run,
+        ..
+    } = in_process(ApiServer::start(NEWEST), settings()).await;
     let ec2 = ec2(&moto.url(), "eu-west-1").await;
 
     api.create(
@@ -396,13 +426,14 @@ async fn a_controller_killed_mid_reconcile_converges_without_duplicates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stack_waits_for_the_secret_it_reads_and_never_shows_its_value() {
     use k8s_openapi::api::core::v1::Secret;
-    let moto = Moto::start();
-    let server = ApiServer::start(NEWEST);
-    install_crd(&server, &std::fs::read_to_string(crd_file()).unwrap());
-    let client = server.client().await;
-    let (connect, api_calls) = connect(&moto.url());
-    let run = tokio::spawn(controller::run(client.clone(), settings(), connect));
-    let api: Api<WebStack> = Api::namespaced(client.clone(), "default");
+    let InProcess {
+        moto,
+        server: _server,
+        client,
+        api,
+        calls: api_calls,
+        run,
+    } = in_process(ApiServer::start(NEWEST), settings()).await;
 
     // StartTech's API tier and its MongoDB Atlas database; the rest comes with other tiers.
     let mut stack = manifest("examples/starttech.yaml");
@@ -572,16 +603,18 @@ fn sigterm_stops_the_controller_while_its_first_list_is_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stack_assumes_only_the_roles_its_namespace_may_use() {
     const ROLE: &str = "arn:aws:iam::111111111111:role/webstack-team-a";
-    let moto = Moto::start();
-    let server = ApiServer::start(NEWEST);
-    install_crd(&server, &std::fs::read_to_string(crd_file()).unwrap());
-    let client = server.client().await;
-    let (connect, calls) = connect(&moto.url());
     let mut settings = settings();
     settings.roles =
         webstack::roles::RoleMap::parse(&format!("namespaces:\n  team-a:\n    - {ROLE}\n"))
             .unwrap();
-    let run = tokio::spawn(controller::run(client.clone(), settings, connect));
+    let InProcess {
+        moto,
+        server,
+        client,
+        calls,
+        run,
+        ..
+    } = in_process(ApiServer::start(NEWEST), settings).await;
     for ns in ["team-a", "team-b"] {
         server.kubectl(&["create", "namespace", ns], None);
     }
@@ -989,6 +1022,13 @@ async fn cluster_objects(client: &kube::Client, stack: &str) -> Vec<String> {
     out
 }
 
+/// Deletes the stack; its objects in the cluster go before it does.
+async fn delete_with_objects(api: &Api<WebStack>, client: &kube::Client, name: &str) {
+    api.delete(name, &DeleteParams::default()).await.unwrap();
+    wait_for_gone(api, name).await;
+    assert_eq!(cluster_objects(client, name).await, Vec::<String>::new());
+}
+
 /// Polls until the stack's objects in the cluster are `expected`.
 async fn wait_for_objects(client: &kube::Client, stack: &str, expected: &[&str]) {
     let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
@@ -1027,17 +1067,18 @@ async fn in_cluster_workloads_follow_the_stack_and_go_with_it() {
     use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
     use k8s_openapi::api::networking::v1::Ingress;
     use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-    let moto = Moto::start();
-    let server = ApiServer::start(NEWEST);
-    install_crd(&server, &std::fs::read_to_string(crd_file()).unwrap());
-    let client = server.client().await;
-    let (connect, _) = connect(&moto.url());
     let settings = Settings {
         ingress_class: Some("public".into()),
         ..settings()
     };
-    let run = tokio::spawn(controller::run(client.clone(), settings, connect));
-    let api: Api<WebStack> = Api::namespaced(client.clone(), "default");
+    let InProcess {
+        moto,
+        server: _server,
+        client,
+        api,
+        run,
+        ..
+    } = in_process(ApiServer::start(NEWEST), settings).await;
     let mut stack = manifest("examples/in-cluster.yaml");
     // The test deletes the stack at the end.
     if let Some(rds) = stack.spec.database.as_mut().and_then(|d| d.rds.as_mut()) {
@@ -1260,14 +1301,7 @@ async fn in_cluster_workloads_follow_the_stack_and_go_with_it() {
     wait_for_objects(&client, "in-cluster-shop", &api_only).await;
 
     // Deleting the stack deletes its objects, then its AWS resources, then the object.
-    api.delete("in-cluster-shop", &DeleteParams::default())
-        .await
-        .unwrap();
-    wait_for_gone(&api, "in-cluster-shop").await;
-    assert_eq!(
-        cluster_objects(&client, "in-cluster-shop").await,
-        Vec::<String>::new()
-    );
+    delete_with_objects(&api, &client, "in-cluster-shop").await;
     run.abort();
 }
 
@@ -1276,13 +1310,15 @@ async fn in_cluster_workloads_follow_the_stack_and_go_with_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_autoscaling_v2_a_scaled_workload_gets_a_condition_not_a_crash() {
     use k8s_openapi::api::apps::v1::Deployment;
-    let moto = Moto::start();
     let server = ApiServer::start_with(NEWEST, &["--runtime-config=autoscaling/v2=false"]);
-    install_crd(&server, &std::fs::read_to_string(crd_file()).unwrap());
-    let client = server.client().await;
-    let (connect, _) = connect(&moto.url());
-    let run = tokio::spawn(controller::run(client.clone(), settings(), connect));
-    let api: Api<WebStack> = Api::namespaced(client.clone(), "default");
+    let InProcess {
+        moto: _moto,
+        server: _server,
+        client,
+        api,
+        run,
+        ..
+    } = in_process(server, settings()).await;
     let mut stack = manifest("examples/in-cluster.yaml");
     stack.spec.database = None;
     stack.spec.cache = None;
@@ -1326,13 +1362,6 @@ async fn without_autoscaling_v2_a_scaled_workload_gets_a_condition_not_a_crash()
     )
     .await;
     assert!(!run.is_finished(), "the controller still runs");
-    api.delete("in-cluster-shop", &DeleteParams::default())
-        .await
-        .unwrap();
-    wait_for_gone(&api, "in-cluster-shop").await;
-    assert_eq!(
-        cluster_objects(&client, "in-cluster-shop").await,
-        Vec::<String>::new()
-    );
+    delete_with_objects(&api, &client, "in-cluster-shop").await;
     run.abort();
 }

@@ -78,17 +78,7 @@ async fn pass(
         .apply(ws, &desired, &settings, prune)
         .await
         .map_err(|e| format!("Kubernetes API: {e}"))?;
-    for (kind, name) in &report.deleted {
-        publish(
-            ctx,
-            ws,
-            EventType::Normal,
-            "Deleted",
-            "Reconcile",
-            format!("{kind} {name}: no longer declared"),
-        )
-        .await;
-    }
+    publish_deleted(ctx, ws, &report, "Reconcile", ": no longer declared").await;
     Ok(if desired.is_empty() {
         Outcome::Nothing
     } else {
@@ -105,19 +95,23 @@ pub async fn delete(ws: &WebStack, ctx: &Context) -> Result<(), Error> {
         return Ok(());
     }
     let report = ctx.cluster.delete_all(ws).await?;
-    for (kind, name) in &report.deleted {
-        publish(
-            ctx,
-            ws,
-            EventType::Normal,
-            "Deleted",
-            "Delete",
-            format!("{kind} {name}"),
-        )
-        .await;
-    }
+    publish_deleted(ctx, ws, &report, "Delete", "").await;
     if !report.deleted.is_empty() {
         tracing::debug!(stack = %ws.name_any(), deleted = report.deleted.len(), "deleted the stack's objects in the cluster");
     }
     Ok(())
+}
+
+/// One event per object deleted.
+async fn publish_deleted(
+    ctx: &Context,
+    ws: &WebStack,
+    report: &workloads::Report,
+    action: &str,
+    why: &str,
+) {
+    for (kind, name) in &report.deleted {
+        let note = format!("{kind} {name}{why}");
+        publish(ctx, ws, EventType::Normal, "Deleted", action, note).await;
+    }
 }

@@ -390,24 +390,22 @@ fn workload(
     if let Some(r) = replicas {
         spec["replicas"] = json!(r);
     }
-    out.objects.push(object(
-        stack,
+    // Every object of the workload has its name and labels; only the spec differs.
+    let push = |out: &mut Desired, kind, spec: Value| {
+        let body = json!({ "spec": spec });
+        out.objects
+            .push(object(stack, kind, w.component, name.clone(), body));
+    };
+    push(
+        out,
         ObjectKind::Service,
-        w.component,
-        name.clone(),
-        json!({"spec": {
+        json!({
             "type": "ClusterIP",
             "selector": selector(stack, w.component),
             "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
-        }}),
-    ));
-    out.objects.push(object(
-        stack,
-        ObjectKind::Deployment,
-        w.component,
-        name.clone(),
-        json!({ "spec": spec }),
-    ));
+        }),
+    );
+    push(out, ObjectKind::Deployment, spec);
     let ingress = &w.spec.ingress;
     if ingress.enabled {
         let mut rule = json!({"http": {"paths": [{
@@ -426,41 +424,29 @@ fn workload(
         {
             spec["ingressClassName"] = json!(class);
         }
-        out.objects.push(object(
-            stack,
-            ObjectKind::Ingress,
-            w.component,
-            name.clone(),
-            json!({ "spec": spec }),
-        ));
+        push(out, ObjectKind::Ingress, spec);
     }
     if let (Some(s), true) = (scaling, autoscaled) {
-        let mut metrics = vec![
-            json!({"type": "Resource", "resource": {"name": "cpu", "target": {
+        let utilization = |resource: &str, percent: u8| {
+            json!({"type": "Resource", "resource": {"name": resource, "target": {
                 "type": "Utilization",
-                "averageUtilization": s.cpu_target_percent.unwrap_or(70),
-            }}}),
-        ];
-        if let Some(m) = s.memory_target_percent {
-            metrics.push(
-                json!({"type": "Resource", "resource": {"name": "memory", "target": {
-                    "type": "Utilization",
-                    "averageUtilization": m,
-                }}}),
-            );
-        }
-        out.objects.push(object(
-            stack,
+                "averageUtilization": percent,
+            }}})
+        };
+        let metrics: Vec<Value> = std::iter::once(("cpu", s.cpu_target_percent.or(Some(70))))
+            .chain(std::iter::once(("memory", s.memory_target_percent)))
+            .filter_map(|(r, p)| p.map(|p| utilization(r, p)))
+            .collect();
+        push(
+            out,
             ObjectKind::HorizontalPodAutoscaler,
-            w.component,
-            name.clone(),
-            json!({"spec": {
+            json!({
                 "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
                 "minReplicas": s.min.max(1),
                 "maxReplicas": s.max.max(1),
                 "metrics": metrics,
-            }}),
-        ));
+            }),
+        );
     }
     // A disruption budget only means something with more than one pod.
     let fewest = match scaling {
@@ -468,16 +454,14 @@ fn workload(
         _ => replicas.unwrap_or_default(),
     };
     if fewest > 1 {
-        out.objects.push(object(
-            stack,
+        push(
+            out,
             ObjectKind::PodDisruptionBudget,
-            w.component,
-            name,
-            json!({"spec": {
+            json!({
                 "maxUnavailable": 1,
                 "selector": {"matchLabels": selector(stack, w.component)},
-            }}),
-        ));
+            }),
+        );
     }
 }
 
