@@ -20,7 +20,7 @@ pub async fn apply(
     let previous = ws.status.as_ref();
     let generation = ws.metadata.generation;
     // A stack that never had anything in the cluster costs the API server nothing.
-    if !workloads::has_any(ws) && !workloads::had_any(previous) {
+    if !workloads::concerns(ws) {
         return Next::Resync;
     }
     let outcome = match pass(ws, ctx, prepared, status, previous).await {
@@ -73,12 +73,12 @@ async fn pass(
     };
     let desired = workloads::desired(ws, status.outputs.as_ref(), password.as_deref(), &settings);
     let prune = workloads::needs_prune(previous, ws.metadata.generation);
-    let report = ctx
+    let deleted = ctx
         .cluster
         .apply(ws, &desired, &settings, prune)
         .await
         .map_err(|e| format!("Kubernetes API: {e}"))?;
-    publish_deleted(ctx, ws, &report, "Reconcile", ": no longer declared").await;
+    publish_deleted(ctx, ws, &deleted, "Reconcile", ": no longer declared").await;
     Ok(if desired.is_empty() {
         Outcome::Nothing
     } else {
@@ -91,13 +91,13 @@ async fn pass(
 
 /// Deletes the stack's objects in the cluster, at its deletion.
 pub async fn delete(ws: &WebStack, ctx: &Context) -> Result<(), Error> {
-    if !workloads::has_any(ws) && !workloads::had_any(ws.status.as_ref()) {
+    if !workloads::concerns(ws) {
         return Ok(());
     }
-    let report = ctx.cluster.delete_all(ws).await?;
-    publish_deleted(ctx, ws, &report, "Delete", "").await;
-    if !report.deleted.is_empty() {
-        tracing::debug!(stack = %ws.name_any(), deleted = report.deleted.len(), "deleted the stack's objects in the cluster");
+    let deleted = ctx.cluster.delete_all(ws).await?;
+    publish_deleted(ctx, ws, &deleted, "Delete", "").await;
+    if !deleted.is_empty() {
+        tracing::debug!(stack = %ws.name_any(), deleted = deleted.len(), "deleted the stack's objects in the cluster");
     }
     Ok(())
 }
@@ -106,11 +106,11 @@ pub async fn delete(ws: &WebStack, ctx: &Context) -> Result<(), Error> {
 async fn publish_deleted(
     ctx: &Context,
     ws: &WebStack,
-    report: &workloads::Report,
+    deleted: &workloads::Deleted,
     action: &str,
     why: &str,
 ) {
-    for (kind, name) in &report.deleted {
+    for (kind, name) in deleted {
         let note = format!("{kind} {name}{why}");
         publish(ctx, ws, EventType::Normal, "Deleted", action, note).await;
     }

@@ -284,9 +284,7 @@ async fn apply(ws: &WebStack, ctx: &Context) -> Result<Next, Error> {
             ctx.metrics
                 .pending(&prepared.stack_id(), outcome.pending.len());
             let mut status = prepared.status(&outcome, previous);
-            // Boxed: the AWS pass's future is large already.
-            let in_cluster =
-                Box::pin(super::in_cluster::apply(ws, ctx, &prepared, &mut status)).await;
+            let in_cluster = super::in_cluster::apply(ws, ctx, &prepared, &mut status).await;
             // An unchanged status is not written again: a thousand Ready stacks cost the API
             // server nothing at resync.
             if previous != Some(&status) {
@@ -320,7 +318,7 @@ async fn cleanup(ws: &WebStack, ctx: &Context) -> Result<Next, Error> {
         patch_status(ctx, ws, &status).await?;
     }
     // What runs in the cluster goes first: it uses what is about to be deleted on AWS.
-    Box::pin(super::in_cluster::delete(ws, ctx)).await?;
+    super::in_cluster::delete(ws, ctx).await?;
     // The resources live where the status says the stack was built, whatever the spec says
     // now (a cluster that does not enforce the CRD's rules lets the region change).
     let mut target = ws.clone();

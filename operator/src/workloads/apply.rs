@@ -8,21 +8,14 @@ use kube::{Client, ResourceExt};
 use tokio::sync::Mutex;
 
 use super::desired::{connection_secret, stack_selector, Desired, Settings};
-use super::ObjectKind;
+use super::{ObjectKind, MANAGED_BY};
 use crate::api::WebStack;
-
-/// The field manager of every object the operator applies.
-pub const FIELD_MANAGER: &str = "webstack-operator";
 
 /// How long what the API server offers is believed before it is asked again.
 const DISCOVERY_AGE: Duration = Duration::from_secs(300);
 
-/// What one pass did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Report {
-    pub applied: Vec<(ObjectKind, String)>,
-    pub deleted: Vec<(ObjectKind, String)>,
-}
+/// The objects a pass deleted.
+pub type Deleted = Vec<(ObjectKind, String)>;
 
 /// The cluster the stacks' objects go to.
 pub struct Cluster {
@@ -79,41 +72,36 @@ impl Cluster {
         Api::namespaced_with(self.client.clone(), &ns, &kind.resource())
     }
 
-    /// Applies every desired object; with `prune`, then deletes the stack's objects that are
-    /// no longer desired.
+    /// Applies every desired object (the operator's name is the field manager); with
+    /// `prune`, then deletes the stack's objects that are no longer desired.
     pub async fn apply(
         &self,
         stack: &WebStack,
         desired: &Desired,
         settings: &Settings,
         prune: bool,
-    ) -> Result<Report, kube::Error> {
-        let mut report = Report::default();
-        let params = PatchParams::apply(FIELD_MANAGER).force();
+    ) -> Result<Deleted, kube::Error> {
+        let params = PatchParams::apply(MANAGED_BY).force();
         for o in &desired.objects {
             self.api(stack, o.kind)
                 .patch(&o.name, &params, &Patch::Apply(&o.body))
                 .await?;
-            report.applied.push((o.kind, o.name.clone()));
         }
-        if prune {
-            report.deleted = self.prune(stack, desired, settings).await?;
+        if !prune {
+            return Ok(Deleted::new());
         }
-        Ok(report)
+        self.prune(stack, desired, settings).await
     }
 
     /// Deletes every object of the stack: at its deletion (there may be no garbage
     /// collector to follow the owner references).
-    pub async fn delete_all(&self, stack: &WebStack) -> Result<Report, kube::Error> {
+    pub async fn delete_all(&self, stack: &WebStack) -> Result<Deleted, kube::Error> {
         // Whatever the cluster serves: an autoscaler made while it served v2 goes too.
         let settings = Settings {
             autoscaling_v2: self.serves_autoscaling_v2().await?,
             ..Settings::default()
         };
-        Ok(Report {
-            applied: Vec::new(),
-            deleted: self.prune(stack, &Desired::default(), &settings).await?,
-        })
+        self.prune(stack, &Desired::default(), &settings).await
     }
 
     /// Deletes the objects of the stack (by its labels and owner reference) that `desired`
@@ -123,7 +111,7 @@ impl Cluster {
         stack: &WebStack,
         desired: &Desired,
         settings: &Settings,
-    ) -> Result<Vec<(ObjectKind, String)>, kube::Error> {
+    ) -> Result<Deleted, kube::Error> {
         let uid = stack.uid().unwrap_or_default();
         let mut deleted = Vec::new();
         for kind in ObjectKind::ALL {

@@ -133,12 +133,14 @@ pub fn endpoints_config(stack: &WebStack) -> String {
     object_name(stack, "endpoints")
 }
 
+const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+
 /// The labels every object of the stack carries.
 pub fn labels(stack: &WebStack, component: &str) -> BTreeMap<String, String> {
     let mut labels = selector(stack, component);
     labels.insert("app.kubernetes.io/name".into(), component.into());
     labels.insert("app.kubernetes.io/instance".into(), stack.name_any());
-    labels.insert("app.kubernetes.io/managed-by".into(), MANAGED_BY.into());
+    labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
     labels
 }
 
@@ -153,7 +155,7 @@ fn selector(stack: &WebStack, component: &str) -> BTreeMap<String, String> {
 /// The label selector of every object the operator made for a stack.
 pub fn stack_selector(stack: &WebStack) -> String {
     format!(
-        "{STACK_LABEL}={},app.kubernetes.io/managed-by={MANAGED_BY}",
+        "{STACK_LABEL}={},{MANAGED_BY_LABEL}={MANAGED_BY}",
         stack.name_any()
     )
 }

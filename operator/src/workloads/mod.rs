@@ -16,14 +16,15 @@ use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::ApiResource;
 
-pub use apply::{Cluster, Report};
+pub use apply::{Cluster, Deleted};
 pub use desired::{desired, has_any, Desired, Object, Settings, Shortfall};
 
 /// The label naming the stack an object belongs to.
 pub const STACK_LABEL: &str = "webstack.io/stack";
 /// The label naming the part of the stack an object belongs to.
 pub const COMPONENT_LABEL: &str = "webstack.io/component";
-/// `app.kubernetes.io/managed-by` of every object the operator makes.
+/// `app.kubernetes.io/managed-by` of every object the operator makes, and the field manager
+/// it applies them under.
 pub const MANAGED_BY: &str = "webstack-operator";
 
 /// The kinds of objects a stack has in the cluster, in the order they are applied.
@@ -109,6 +110,11 @@ pub fn needs_prune(previous: Option<&crate::api::WebStackStatus>, generation: Op
 /// Whether the stack had in-cluster objects the last time it was looked at.
 pub fn had_any(previous: Option<&crate::api::WebStackStatus>) -> bool {
     previous.is_some_and(|s| s.conditions.iter().any(|c| c.type_ == CONDITION))
+}
+
+/// Whether the cluster is any concern of the stack's: it wants objects there, or had some.
+pub fn concerns(stack: &crate::api::WebStack) -> bool {
+    has_any(stack) || had_any(stack.status.as_ref())
 }
 
 const FAILED: &str = "KubernetesError";
